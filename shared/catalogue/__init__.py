@@ -1,0 +1,1 @@
+"""The PostgreSQL catalogue: migrations, connections and the queries the functions share."""

@@ -1,0 +1,54 @@
+"""Configuration: one object, read from the environment (prefix AUXIP_) once at start.
+
+Every entry point (function, CLI, router) builds it with `Settings()` and hands it down;
+nothing below reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUXIP_", extra="ignore")
+
+    # Catalogue
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/auxip"
+    db_pool_max: int = 8
+
+    # Object storage (S3 API: Ceph RGW locally, MinIO in production)
+    s3_endpoint: str = "http://127.0.0.1:7480"
+    s3_access_key: str = "AUXACCESSKEY"
+    s3_secret_key: SecretStr = SecretStr("AUXSECRETKEY12345")
+    s3_region: str = "us-east-1"
+    inbox_bucket: str = "auxip-inbox"
+    archive_bucket: str = "auxip-archive"
+    quarantine_bucket: str = "auxip-quarantine"
+
+    # Checks on arrival
+    max_file_bytes: int = 4 * 1024**3
+    clamd_host: str = "127.0.0.1"
+    clamd_port: int = 3310
+    clamd_socket: str | None = None
+    clamd_timeout_s: float = 60.0
+    extra_product_types: str | None = None
+
+    # Eventing: where functions send the events they emit (Knative injects K_SINK).
+    broker_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("K_SINK", "AUXIP_BROKER_URL")
+    )
+    event_source: str = "/auxip"
+
+    # Publication
+    prip_url: str = "http://127.0.0.1:8085/odata/v1"
+    token_url: str | None = None
+    eof_distribution: str = "plain"  # "plain" keeps .EOF as is, "zip" publishes .EOF.zip
+    default_retention_days: int | None = None  # None: kept (EvictionDate 9999-12-31)
+    retention_days: str = ""  # per type, e.g. "AUX_RESORB=90,AUX_PREORB=30"
+
+    # Local stack
+    state_dir: Path = Path(".local")
+    port_base: int = 8080
