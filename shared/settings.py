@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     db_pool_max: int = 8
 
     # Object storage (S3 API: Ceph RGW locally, MinIO in production)
-    s3_endpoint: str = "http://127.0.0.1:7480"
+    s3_endpoint: str = "http://127.0.0.1:8110"  # Layout(8080).s3_endpoint
     s3_access_key: str = "AUXACCESSKEY"
     s3_secret_key: SecretStr = SecretStr("AUXSECRETKEY12345")
     s3_region: str = "us-east-1"
@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # Checks on arrival
     max_file_bytes: int = 4 * 1024**3
     clamd_host: str = "127.0.0.1"
-    clamd_port: int = 3310
+    clamd_port: int = 8112  # Layout(8080).clamd_port
     clamd_socket: str | None = None
     clamd_timeout_s: float = 60.0
     extra_product_types: str | None = None
