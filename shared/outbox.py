@@ -1,0 +1,125 @@
+"""The outbox: an event is journalled in the same transaction as the change it announces,
+and sent to the broker only after that transaction commits.
+
+A crash between commit and send loses nothing: `send_pending` finds journal rows that were
+never sent and sends them (every function runs it after its own work; `auxip replay` and the
+evict PingSource run it too). Receivers are idempotent, so a row sent twice does no harm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cache
+
+import httpx
+import psycopg
+from psycopg.rows import dict_row
+from cloudevents.http import CloudEvent
+from psycopg_pool import ConnectionPool
+
+from events.bindings import to_http_binary
+
+log = logging.getLogger(__name__)
+
+_CORE = {"id", "type", "source", "subject", "time", "specversion", "datacontenttype",
+         "dataschema"}
+
+
+def record(conn: psycopg.Connection, event: CloudEvent) -> bool:
+    """Journal `event` in the caller's transaction; False if that id is journalled already."""
+    attrs = event.get_attributes()
+    extensions = {k: v for k, v in attrs.items() if k not in _CORE}
+    row = conn.execute(
+        "INSERT INTO event_journal (id, type, source, subject, time, data, extensions)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+        (attrs["id"], attrs["type"], attrs["source"], attrs.get("subject"),
+         attrs.get("time") or datetime.now(UTC).isoformat(),
+         json.dumps(event.data), json.dumps(extensions)),
+    ).fetchone()
+    return row is not None
+
+
+def event_from_row(row: dict) -> CloudEvent:
+    attributes = {
+        "id": row["id"], "type": row["type"], "source": row["source"],
+        "time": row["time"].isoformat(), "datacontenttype": "application/json",
+        "dataschema": f"urn:auxip:schema:{row['type']}",
+    }
+    if row["subject"]:
+        attributes["subject"] = row["subject"]
+    attributes.update(row["extensions"] or {})
+    return CloudEvent(attributes, row["data"])
+
+
+def send(pool: ConnectionPool, broker_url: str | None, event_ids: Iterable[str]) -> int:
+    """Send the journalled events `event_ids` (after their commit); returns how many went."""
+    ids = list(event_ids)
+    if not ids or not broker_url:
+        return 0
+    with pool.connection() as conn:
+        conn.row_factory = dict_row
+        rows = conn.execute(
+            "SELECT * FROM event_journal WHERE id = ANY(%s) AND sent_at IS NULL"
+            " ORDER BY recorded_at", (ids,),
+        ).fetchall()
+    return _post_rows(pool, broker_url, rows)
+
+
+def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
+                 limit: int = 200) -> int:
+    """Send journal rows left unsent for `older_than_s` (a crash, a broker that was down)."""
+    if not broker_url:
+        return 0
+    with pool.connection() as conn, conn.transaction():
+        conn.row_factory = dict_row
+        # SKIP LOCKED: several processes sweep at once; each row goes to one of them.
+        rows = conn.execute(
+            "SELECT * FROM event_journal WHERE sent_at IS NULL"
+            " AND recorded_at < clock_timestamp() - make_interval(secs => %s)"
+            " ORDER BY recorded_at LIMIT %s FOR UPDATE SKIP LOCKED",
+            (older_than_s, limit),
+        ).fetchall()
+        sent = _post_rows_locked(conn, broker_url, rows)
+    return sent
+
+
+def _post_rows(pool: ConnectionPool, broker_url: str, rows: list[dict]) -> int:
+    if not rows:
+        return 0
+    with pool.connection() as conn:
+        return _post_rows_locked(conn, broker_url, rows)
+
+
+def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> int:
+    sent = 0
+    for row in rows:
+        error = _post(broker_url, event_from_row(row))
+        if error is None:
+            conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
+                         " send_attempts = send_attempts + 1 WHERE id = %s", (row["id"],))
+            sent += 1
+        else:
+            log.warning("event %s not sent to broker: %s", row["id"], error)
+            conn.execute("UPDATE event_journal SET send_attempts = send_attempts + 1,"
+                         " last_error = %s WHERE id = %s", (error, row["id"]))
+    return sent
+
+
+def _post(broker_url: str, event: CloudEvent) -> str | None:
+    headers, body = to_http_binary(event)
+    try:
+        response = _client().post(broker_url, headers=headers, content=body)
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}"
+    if response.status_code >= 300:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    return None
+
+
+@cache
+def _client() -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0),
+                        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))

@@ -1,0 +1,49 @@
+"""What a running function holds for its whole life: settings, a connection pool, an S3
+client and the virus scanner, built once on first use (not at import: cold start and tests
+stay cheap) and shared by every request the process serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from shared import storage
+from shared.settings import Settings
+from shared.virus_scan import ClamdScanner
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    pool: ConnectionPool
+    s3: Any
+
+    def scanner(self) -> ClamdScanner:
+        s = self.settings
+        return ClamdScanner(
+            host=None if s.clamd_socket else s.clamd_host,
+            port=None if s.clamd_socket else s.clamd_port,
+            unix_socket=s.clamd_socket,
+            timeout=s.clamd_timeout_s,
+            chunk_size=256 * 1024,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def build(settings: Settings) -> Runtime:
+    pool = ConnectionPool(
+        settings.database_url, min_size=1, max_size=settings.db_pool_max, open=True,
+        kwargs={"autocommit": True}, name="auxip",
+    )
+    return Runtime(settings=settings, pool=pool, s3=storage.client(settings))
+
+
+@cache
+def current() -> Runtime:
+    """The process-wide runtime, from the environment (the one place it is read)."""
+    return build(Settings())
