@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     clamd_socket: str | None = None
     clamd_timeout_s: float = 60.0
     extra_product_types: str | None = None
+    safe_folder_grace_s: float = 600.0  # a SAFE folder incomplete this long is quarantined
 
     # Eventing: where functions send the events they emit (Knative injects K_SINK).
     broker_url: str | None = Field(

@@ -1,0 +1,30 @@
+"""ingest: `file.arrived` -> checked, archived, catalogued product (`product.ingested`), or
+quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete."""
+
+from __future__ import annotations
+
+import logging
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from events import envelope, types
+from events.files import FileArrived
+from shared import outbox
+from shared.ingestion import ingest
+from shared.runtime import current
+
+log = logging.getLogger("auxip.ingest")
+
+
+@functions_framework.cloud_event
+def handle(event: CloudEvent) -> None:
+    rt = current()
+    if event["type"] == types.PING:
+        results = ingest.sweep_folders(rt, rt.settings.safe_folder_grace_s, event["id"])
+        outbox.send_pending(rt.pool, rt.settings.broker_url)
+        log.info("sweep: %d folder(s) quarantined", len(results))
+        return
+    arrived = envelope.data_of(event, FileArrived)
+    result = ingest.ingest(rt, arrived, event["id"])
+    log.info("%s: %s %s", result.name, result.outcome.value, result.detail)
