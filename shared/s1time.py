@@ -19,7 +19,7 @@ UTC = timezone.utc
 OPEN_END = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 _OPEN_COMPACT = "99999999T999999"
-_OPEN_ISO = "9999-99-99T99:99:99"
+_OPEN_ISO = re.compile(r"9999-99-99T99:99:99(?:\.[0-9]*)?Z?", re.ASCII)
 
 _COMPACT = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})", re.ASCII)
 
@@ -64,10 +64,8 @@ def parse_iso(text: str) -> datetime:
         if scale.group(1) != "UTC":
             raise ValueError(f"only UTC times are accepted, got {scale.group(1)} in {text!r}")
         value = value[scale.end():]
-    if value.startswith(_OPEN_ISO):
-        rest = value[len(_OPEN_ISO):]
-        if re.fullmatch(r"(?:\.9*)?Z?", rest):
-            return OPEN_END
+    if _OPEN_ISO.fullmatch(value):
+        return OPEN_END
     match = _ISO.fullmatch(value)
     if match is None:
         raise ValueError(f"not an ISO-8601 UTC date/time: {text!r}")
