@@ -59,3 +59,16 @@ def real_folder(name: str) -> dict[str, bytes]:
 def rows(rt: Runtime, query: str, *params: object) -> list[dict]:
     with psycopg.connect(rt.settings.database_url, row_factory=dict_row) as conn:
         return conn.execute(query, params).fetchall()
+
+
+@pytest.fixture
+def clean_catalogue_now(rt: Runtime, settings: Settings):  # type: ignore[no-untyped-def]
+    """Empty the catalogue in the middle of a test (to ingest the same product anew)."""
+    def clean() -> None:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE products, rejections, event_journal, pending_folders")
+        for bucket in (settings.archive_bucket, settings.inbox_bucket):
+            listing = rt.s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+            for item in listing:
+                rt.s3.delete_object(Bucket=bucket, Key=item["Key"])
+    return clean
