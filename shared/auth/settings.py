@@ -1,0 +1,85 @@
+"""Authentication settings (env prefix AUXIP_), kept apart from `shared.settings.Settings`
+so that only the processes that check credentials read them.
+
+| variable | default | meaning |
+|---|---|---|
+| AUXIP_AUTH_ISSUER | the local issuer, `http://127.0.0.1:<AUXIP_PORT_BASE+20>/realms/auxip` | expected `iss`, exactly as the realm writes it |
+| AUXIP_AUTH_AUDIENCE | `auxip` | accepted when in `aud` or equal to `azp` (see tokens.py) |
+| AUXIP_AUTH_JWKS_URL | discovered from `<issuer>/.well-known/openid-configuration` | where the signing keys are |
+| AUXIP_AUTH_ALGORITHMS | `RS256,ES256` | accepted signature algorithms; `none` and HS* are refused at start |
+| AUXIP_AUTH_LEEWAY_S | `30` | clock skew allowed on `exp`, `nbf`, `iat` |
+| AUXIP_AUTH_JWKS_MAX_AGE_S | `600` | keys are refetched when older (Keycloak key rotation) |
+| AUXIP_AUTH_JWKS_MIN_INTERVAL_S | `30` | an unknown `kid` refetches at most this often |
+| AUXIP_AUTH_HTTP_TIMEOUT_S | `5` | discovery and JWKS requests |
+| AUXIP_AUTH_BASIC_USERS | empty: Basic disabled | legacy HTTP Basic users, see shared/auth/basic.py |
+| AUXIP_ANONYMOUS_CATALOGUE | `false` | catalogue queries without credentials (downloads never) |
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.stack.layout import Layout
+
+LOCAL_REALM = "auxip"
+
+# Asymmetric only: with an HMAC algorithm the "key" a verifier holds is also a signing key,
+# and a public key fed to HS256 is the classic key-confusion forgery.
+SAFE_ALGORITHMS: frozenset[str] = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+def local_issuer(port_base: int, host: str = "127.0.0.1") -> str:
+    """The issuer URL of the local stack's token issuer (a stand-in Keycloak realm)."""
+    return f"http://{host}:{Layout(port_base, host).token_port}/realms/{LOCAL_REALM}"
+
+
+def local_token_url(port_base: int, host: str = "127.0.0.1") -> str:
+    """What `auxip env` prints as AUXIP_TOKEN_URL."""
+    return f"{local_issuer(port_base, host)}/protocol/openid-connect/token"
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUXIP_", extra="ignore")
+
+    auth_issuer: str | None = None
+    auth_audience: str = "auxip"
+    auth_jwks_url: str | None = None
+    auth_algorithms: str = "RS256,ES256"
+    auth_leeway_s: float = 30.0
+    auth_jwks_max_age_s: float = 600.0
+    auth_jwks_min_interval_s: float = 30.0
+    auth_http_timeout_s: float = 5.0
+    auth_basic_users: SecretStr = SecretStr("")
+    anonymous_catalogue: bool = False
+    port_base: int = 8080  # only to derive the local issuer when AUXIP_AUTH_ISSUER is unset
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _only_asymmetric(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unsafe = [name for name in names if name not in SAFE_ALGORITHMS]
+        if not names or unsafe:
+            raise ValueError(
+                f"AUXIP_AUTH_ALGORITHMS must name asymmetric algorithms among "
+                f"{sorted(SAFE_ALGORITHMS)}; refused: {unsafe or 'empty list'}"
+            )
+        return ",".join(names)
+
+    @field_validator("auth_leeway_s", "auth_jwks_min_interval_s", "auth_http_timeout_s")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @property
+    def issuer(self) -> str:
+        # Exactly as configured: `iss` is compared as a string, trailing slash included.
+        return self.auth_issuer or local_issuer(self.port_base)
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return tuple(self.auth_algorithms.split(","))
