@@ -28,7 +28,7 @@ class Runtime:
             port=None if s.clamd_socket else s.clamd_port,
             unix_socket=s.clamd_socket,
             timeout=s.clamd_timeout_s,
-            chunk_size=256 * 1024,
+            chunk_size=1024 * 1024,
         )
 
     def close(self) -> None:

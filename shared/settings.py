@@ -29,11 +29,12 @@ class Settings(BaseSettings):
     quarantine_bucket: str = "auxip-quarantine"
 
     # Checks on arrival
-    max_file_bytes: int = 4 * 1024**3
+    # ClamAV cannot scan more than 2 GiB in one stream: a larger file could never get a verdict.
+    max_file_bytes: int = 2000 * 1024**2
     clamd_host: str = "127.0.0.1"
     clamd_port: int = 8112  # Layout(8080).clamd_port
     clamd_socket: str | None = None
-    clamd_timeout_s: float = 60.0
+    clamd_timeout_s: float = 330.0  # above clamd MaxScanTime (300 s): a slow verdict is no failure
     extra_product_types: str | None = None
     safe_folder_grace_s: float = 600.0  # a SAFE folder incomplete this long is quarantined
 
