@@ -1,18 +1,21 @@
 """Authentication settings (env prefix AUXIP_), kept apart from `shared.settings.Settings`
 so that only the processes that check credentials read them.
 
-| variable | default | meaning |
-|---|---|---|
-| AUXIP_AUTH_ISSUER | the local issuer, `http://127.0.0.1:<AUXIP_PORT_BASE+20>/realms/auxip` | expected `iss`, exactly as the realm writes it |
-| AUXIP_AUTH_AUDIENCE | `auxip` | accepted when in `aud` or equal to `azp` (see tokens.py) |
-| AUXIP_AUTH_JWKS_URL | discovered from `<issuer>/.well-known/openid-configuration` | where the signing keys are |
-| AUXIP_AUTH_ALGORITHMS | `RS256,ES256` | accepted signature algorithms; `none` and HS* are refused at start |
-| AUXIP_AUTH_LEEWAY_S | `30` | clock skew allowed on `exp`, `nbf`, `iat` |
-| AUXIP_AUTH_JWKS_MAX_AGE_S | `600` | keys are refetched when older (Keycloak key rotation) |
-| AUXIP_AUTH_JWKS_MIN_INTERVAL_S | `30` | an unknown `kid` refetches at most this often |
-| AUXIP_AUTH_HTTP_TIMEOUT_S | `5` | discovery and JWKS requests |
-| AUXIP_AUTH_BASIC_USERS | empty: Basic disabled | legacy HTTP Basic users, see shared/auth/basic.py |
-| AUXIP_ANONYMOUS_CATALOGUE | `false` | catalogue queries without credentials (downloads never) |
+- AUXIP_AUTH_ISSUER: the expected `iss`, exactly as the realm writes it. Default: the
+  local stack's issuer, `http://127.0.0.1:<AUXIP_PORT_BASE + 20>/realms/auxip`.
+- AUXIP_AUTH_AUDIENCE (`auxip`): accepted in `aud`, or as `azp` (see tokens.py).
+- AUXIP_AUTH_JWKS_URL: where the signing keys are. Default: the `jwks_uri` of
+  `<issuer>/.well-known/openid-configuration`, discovered once.
+- AUXIP_AUTH_ALGORITHMS (`RS256,ES256`): accepted signature algorithms; `none` and HS*
+  are refused at start.
+- AUXIP_AUTH_LEEWAY_S (`30`): clock skew allowed on `exp`, `nbf`, `iat`.
+- AUXIP_AUTH_JWKS_MAX_AGE_S (`600`): keys older than this are refetched (key rotation).
+- AUXIP_AUTH_JWKS_MIN_INTERVAL_S (`30`): an unknown `kid` refetches at most this often.
+- AUXIP_AUTH_HTTP_TIMEOUT_S (`5`): discovery and JWKS requests.
+- AUXIP_AUTH_BASIC_USERS (empty: Basic disabled): legacy HTTP Basic users, see basic.py.
+- AUXIP_ANONYMOUS_CATALOGUE (`false`): catalogue queries without credentials; downloads
+  always need a reader.
+- AUXIP_PORT_BASE (`8080`): only to derive the default issuer.
 """
 
 from __future__ import annotations

@@ -108,7 +108,8 @@ class _KeySet:
                 raise AuthError(503, "temporarily_unavailable",
                                 "the token issuer's signing keys cannot be fetched")
             found = self._find(kid, alg)
-            if found is None and kid is not None and now - (self._tried_at or 0) >= self._min_interval:
+            rested = now - (self._tried_at or 0) >= self._min_interval
+            if found is None and kid is not None and rested:
                 self._refresh(now)  # perhaps a key rotated in since the last fetch
                 found = self._find(kid, alg)
             if found is None:
@@ -169,7 +170,7 @@ def _parse_jwk(entry: object) -> _Jwk | None:
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         log.warning("skipping unusable JWK kid=%r: %s", entry.get("kid"), exc)
         return None
-    if hasattr(key, "public_key"):  # a private JWK published by mistake: verify with its public half
+    if hasattr(key, "public_key"):  # a private JWK, published by mistake: use its public half
         key = key.public_key()
     kid, crv, alg = entry.get("kid"), entry.get("crv"), entry.get("alg")
     return _Jwk(kid if isinstance(kid, str) else None, kty,

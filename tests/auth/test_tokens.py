@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import ValidationError
 
@@ -395,7 +395,8 @@ def test_settings_from_environment(monkeypatch):
     assert AuthSettings().issuer == "http://127.0.0.1:9020/realms/auxip"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(
     st.text(),
     st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.=+/"),
@@ -460,7 +461,8 @@ def test_challenge_description_is_quotable():
 
 
 def test_require_role_gives_403_without_it(issuer, validator, basic_users):
-    alice = call(validator, basic_users, {"Authorization": f"Bearer {issuer.token('alice', 'alice-pw')}"})
+    token = issuer.token("alice", "alice-pw")
+    alice = call(validator, basic_users, {"Authorization": f"Bearer {token}"})
     assert require(alice, READER) is alice
     with pytest.raises(AuthError) as caught:
         require(alice, SUBSCRIBER)
