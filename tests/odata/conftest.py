@@ -1,0 +1,76 @@
+"""Fixtures for the OData tests: a scratch PostgreSQL database, migrated and seeded.
+
+Slow tests (the 1,000,000-row benchmark) only run with `--run-slow` (or AUXIP_RUN_SLOW=1).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from shared.catalogue.migrations import upgrade
+from tests.odata import seed
+
+HERE = Path(__file__).resolve().parent
+SERVER = os.environ.get("AUXIP_ODATA_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run tests marked slow (the 1M-row benchmark)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: long-running (minutes); needs --run-slow")
+
+
+def _run_slow(config: pytest.Config) -> bool:
+    try:
+        flag = config.getoption("--run-slow")
+    except ValueError:  # option registered too late (run from another root)
+        flag = False
+    return bool(flag) or os.environ.get("AUXIP_RUN_SLOW") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _run_slow(config):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords and HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(skip)
+
+
+def fresh_database(name: str) -> str:
+    url = f"{SERVER}/{name}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def db_url() -> str:
+    url = fresh_database("auxip_odata_test")
+    with psycopg.connect(url) as conn:
+        seed.seed(conn)
+        conn.execute("ANALYZE products")
+    return url
+
+
+@pytest.fixture(scope="session")
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def rows(conn: psycopg.Connection) -> list[dict]:
+    """Every product row as the catalogue returns it (published or not)."""
+    return conn.cursor(row_factory=dict_row).execute("SELECT * FROM products").fetchall()
