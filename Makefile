@@ -1,0 +1,57 @@
+# auxip: local development. `make up` runs the whole pipeline on this machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+STAMP := $(VENV)/.installed
+# The first Python >= 3.11 on PATH (Debian 12 has 3.11; Ubuntu 22.04 needs python3.11 added).
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && { echo $$p; break; }; done)
+PYTEST_ARGS ?=
+
+.PHONY: help venv system-deps up down status env run test bench schemas clean
+
+help:
+	@echo "make up | down | status | env | run | test | bench | schemas | venv | system-deps | clean"
+
+venv: $(STAMP)
+
+# Reinstalled only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+up: system-deps venv
+	$(VENV)/bin/auxip up
+
+down:
+	@if [ -x $(VENV)/bin/auxip ]; then $(VENV)/bin/auxip down; fi
+
+status: venv
+	$(VENV)/bin/auxip status
+
+env: venv
+	@$(VENV)/bin/auxip env
+
+run: up
+	$(VENV)/bin/auxip demo
+
+test: system-deps venv
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: up
+	@if [ -f bench/run.py ]; then $(VENV)/bin/python bench/run.py; \
+	else echo "bench/run.py does not exist yet"; fi
+
+schemas: venv
+	$(VENV)/bin/python -m events.schemas
+
+clean: down
+	rm -rf .local .pytest_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +

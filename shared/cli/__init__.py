@@ -1,0 +1,1 @@
+"""The `auxip` command line: operators' and developers' entry point."""

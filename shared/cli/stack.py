@@ -1,0 +1,81 @@
+"""`auxip up | down | status | env`: the local stack."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.settings import Settings
+from shared.stack import up as stack
+
+console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("status")(status)
+    app.command("env")(env)
+
+
+def up(
+    services_only: bool = typer.Option(
+        False, "--services-only", help="PostgreSQL, clamd and S3 only: no router, no functions"
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="return only once S3 inbox notifications flow (<= 31 s)"
+    ),
+) -> None:
+    """Start the local stack in the background (what runs already is kept)."""
+    try:
+        info = stack.up(Settings(), services_only=services_only)
+    except Exception as error:  # every failure here is reported the same way: with its log
+        console.print(f"[red]auxip up failed:[/red] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    table = Table("service", "pid", "endpoint", "")
+    for service in info.services:
+        table.add_row(service.name, str(service.pid or "-"), service.endpoint,
+                      "started" if service.started else "kept")
+    console.print(table)
+    console.print(f"PostgreSQL ({info.database}): {info.settings.database_url}", highlight=False)
+    delay = info.notifications_from - time.time()
+    if wait and delay > 0:
+        console.print(f"waiting {delay:.0f} s for RGW's first notification queue scan")
+        stack.wait_for_notifications(info)
+    elif delay > 0:
+        console.print(f"S3 inbox notifications flow in {delay:.0f} s (RGW's first queue scan);"
+                      " objects put before are delivered then", highlight=False)
+    console.print(f"ready in {info.seconds:.1f} s; `eval \"$(auxip env)\"` points a shell at it",
+                  highlight=False)
+
+
+def down() -> None:
+    """Stop every process of the local stack."""
+    stopped = stack.down(Settings())
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
+
+
+def status() -> None:
+    """What the local stack runs."""
+    services = stack.status(Settings())
+    if not services:
+        console.print("nothing tracked: `auxip up` starts the stack")
+        raise typer.Exit(1)
+    table = Table("service", "pid", "endpoint", "state")
+    for service in services:
+        alive = service.pid is not None
+        table.add_row(service.name, str(service.pid or "-"), service.endpoint,
+                      "[green]running[/green]" if alive else "[red]stopped[/red]")
+    console.print(table)
+    if not all(s.pid for s in services):
+        raise typer.Exit(1)
+
+
+def env() -> None:
+    """Print `export AUXIP_...=...` lines: eval "$(auxip env)"."""
+    for name, value in stack.env(Settings()).items():
+        print(f"export {name}={shlex.quote(value)}")

@@ -1,0 +1,265 @@
+"""The whole local stack: bring it up, describe it, take it down.
+
+`up` is idempotent: what runs already is kept. Order: PostgreSQL (and migrations), clamd,
+Ceph (S3 user, buckets, inbox notification), the event router, then one
+functions-framework process per function folder that exists. Everything runs in the
+background under the state dir and outlives the command that started it; `down` stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared import storage
+from shared.catalogue import migrations
+from shared.settings import Settings
+from shared.stack import ceph, clamav, postgres, processes
+from shared.stack.layout import FUNCTIONS, Layout, folder_of
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTER = "router"
+CLAMD = "clamd"
+_STATE_FILE = "stack.json"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    pid: int | None
+    endpoint: str
+    started: bool = False  # by this call (False: it ran already)
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    settings: Settings  # the stack's own: every URL and port points into it
+    layout: Layout
+    database: str  # how PostgreSQL is served: configured | system | private
+    services: list[Service] = field(default_factory=list)
+    seconds: float = 0.0
+    notifications_from: float = 0.0  # epoch: inbox events queued before are delivered then
+
+    def pids(self) -> dict[str, int]:
+        return {s.name: s.pid for s in self.services if s.pid is not None}
+
+
+def _recorded(state: Path) -> dict:
+    try:
+        return json.loads((state / _STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stack_settings(settings: Settings) -> Settings:
+    """`settings` with every address the user did not set explicitly taken from the layout
+    of AUXIP_PORT_BASE (and the database URL `up` chose, once it ran)."""
+    layout = Layout(settings.port_base)
+    state = settings.state_dir.resolve()
+    derived: dict[str, object] = {
+        "s3_endpoint": layout.s3_endpoint,
+        "clamd_host": layout.host,
+        "clamd_port": layout.clamd_port,
+        "prip_url": layout.function_url("prip") + "/odata/v1",
+        "broker_url": layout.router_url,
+    }
+    recorded = _recorded(state).get("database_url")
+    if recorded:
+        derived["database_url"] = recorded
+    update = {k: v for k, v in derived.items() if k not in settings.model_fields_set}
+    update["state_dir"] = state
+    return settings.model_copy(update=update)
+
+
+def env(settings: Settings) -> dict[str, str]:
+    """The AUXIP_* variables that point a process (function, CLI, test) at this stack."""
+    s = stack_settings(settings)
+    values = {
+        "AUXIP_DATABASE_URL": s.database_url,
+        "AUXIP_S3_ENDPOINT": s.s3_endpoint,
+        "AUXIP_S3_ACCESS_KEY": s.s3_access_key,
+        "AUXIP_S3_SECRET_KEY": s.s3_secret_key.get_secret_value(),
+        "AUXIP_S3_REGION": s.s3_region,
+        "AUXIP_INBOX_BUCKET": s.inbox_bucket,
+        "AUXIP_ARCHIVE_BUCKET": s.archive_bucket,
+        "AUXIP_QUARANTINE_BUCKET": s.quarantine_bucket,
+        "AUXIP_CLAMD_HOST": s.clamd_host,
+        "AUXIP_CLAMD_PORT": str(s.clamd_port),
+        "AUXIP_PRIP_URL": s.prip_url,
+        "AUXIP_BROKER_URL": s.broker_url or Layout(s.port_base).router_url,
+        "AUXIP_PORT_BASE": str(s.port_base),
+        "AUXIP_STATE_DIR": str(s.state_dir),
+    }
+    if s.token_url:
+        values["AUXIP_TOKEN_URL"] = s.token_url
+    return values
+
+
+def _memstore_bytes(settings: Settings) -> int:
+    # Not a Settings field (yet): only the stack reads it, from the environment.
+    configured = getattr(settings, "s3_memstore_bytes", None) or os.environ.get(
+        "AUXIP_S3_MEMSTORE_BYTES"
+    )
+    return int(configured) if configured else ceph.DEFAULT_MEMSTORE_BYTES
+
+
+def function_folders() -> list[str]:
+    """Knative service names whose folder has a main.py, in layout order."""
+    return [s for s in FUNCTIONS if (REPO / "functions" / folder_of(s) / "main.py").is_file()]
+
+
+def has_router() -> bool:
+    return (REPO / "shared" / "router" / "__main__.py").is_file()
+
+
+def _process_env(settings: Settings) -> dict[str, str]:
+    """The caller's environment, less any other stack's addresses, plus this stack's."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AUXIP_") and k != "K_SINK"}
+    base.update({k: v for k, v in os.environ.items() if k.startswith("AUXIP_")})
+    base.update(env(settings))
+    base["K_SINK"] = base["AUXIP_BROKER_URL"]
+    base["PYTHONUNBUFFERED"] = "1"
+    return base
+
+
+def _wait_http(url: str, timeout: float, state: Path, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not processes.is_alive(state, name):
+            break
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers, whatever it thinks of a bare GET
+        except OSError:
+            time.sleep(0.1)
+    raise StackError(f"{name} not answering {url}{log_tail(state, name)}")
+
+
+def log_tail(state: Path, name: str, lines: int = 40) -> str:
+    log = processes.log_path(state, name)
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f" (no log at {log})"
+    return f"\n--- {log} (last {len(text)} lines)\n" + "\n".join(text)
+
+
+def _bin(name: str) -> str:
+    # The venv that runs this code: functions must import the same `shared` and `events`.
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else name
+
+
+def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
+    """Start what is not running; `services_only` leaves out the router and functions."""
+    began = time.monotonic()
+    layout = Layout(settings.port_base)
+    state = settings.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    services: list[Service] = []
+
+    def track(name: str, was_running: bool, endpoint: str) -> None:
+        services.append(Service(name, processes.pid(state, name), endpoint, not was_running))
+
+    # PostgreSQL first: the URL it ends up on is part of every other process's settings.
+    was = processes.is_alive(state, postgres.NAME)
+    url, how = postgres.server_url(settings.database_url, state, layout.postgres_port)
+    migrations.upgrade(url)
+    (state / _STATE_FILE).write_text(json.dumps({"database_url": url, "database": how}))
+    if how == "private":
+        track(postgres.NAME, was, f"127.0.0.1:{layout.postgres_port}")
+    s = stack_settings(settings.model_copy(update={"database_url": url}))
+
+    was = processes.is_alive(state, CLAMD)
+    conf = clamav.write_config(state / "clamav", layout.clamd_port)
+    processes.start(state, CLAMD, clamav.clamd_argv(conf), stop_timeout=5.0)
+    try:
+        clamav.wait_ready(layout.host, layout.clamd_port, timeout=30.0)
+    except TimeoutError as error:
+        raise StackError(f"{error}{log_tail(state, CLAMD)}") from None
+    track(CLAMD, was, f"{layout.host}:{layout.clamd_port}")
+
+    fresh = ceph.start(state, layout.ceph_mon_port, layout.rgw_port, _memstore_bytes(s))
+    ceph.ensure_user(state, s.s3_access_key, s.s3_secret_key.get_secret_value())
+    s3 = storage.client(s)
+    for bucket in (s.inbox_bucket, s.archive_bucket, s.quarantine_bucket):
+        storage.ensure_bucket(s3, bucket)
+    if fresh:
+        # The first write creates the data pool (~2 s on a default cluster): pay it here.
+        storage.put_bytes(s3, s.archive_bucket, ".warm-up", b"")
+        storage.delete(s3, s.archive_bucket, ".warm-up")
+    endpoint = layout.function_url("inbox-adapter") + "/"
+    ceph.ensure_notification(s, s3, s.inbox_bucket, endpoint)
+    for name in ceph.DAEMONS:
+        track(name, not fresh, layout.s3_endpoint if name == "radosgw" else "")
+
+    if not services_only:
+        environment = _process_env(s)
+        if has_router():
+            was = processes.is_alive(state, ROUTER)
+            processes.start(state, ROUTER, [_bin("python"), "-m", "shared.router"],
+                            env=environment, cwd=REPO, stop_timeout=5.0)
+            _wait_http(layout.router_url + "/", 30.0, state, ROUTER)
+            track(ROUTER, was, layout.router_url)
+        started: list[tuple[str, bool]] = []
+        for service in function_folders():
+            was = processes.is_alive(state, service)
+            argv = [
+                _bin("functions-framework"),
+                "--source", str(REPO / "functions" / folder_of(service) / "main.py"),
+                "--target", "handle",
+                "--host", layout.host,
+                "--port", str(layout.function_port(service)),
+            ]
+            processes.start(state, service, argv, env=environment, cwd=REPO,
+                            stop_timeout=5.0)
+            started.append((service, was))
+        for service, was in started:  # they start in parallel; wait for each in turn
+            _wait_http(layout.function_url(service) + "/", 60.0, state, service)
+            track(service, was, layout.function_url(service))
+
+    return StackInfo(s, layout, how, services, time.monotonic() - began,
+                     ceph.notifications_from(state) or time.time())
+
+
+def wait_for_notifications(info: StackInfo) -> None:
+    """Sleep until RGW delivers inbox notifications (up to ~31 s after a fresh start)."""
+    time.sleep(max(0.0, info.notifications_from - time.time()))
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop every process of the stack; returns the names that were running."""
+    state = settings.state_dir.resolve()
+    # Clients first, all at once; then the servers, newest first (radosgw before the OSD
+    # before the monitor: each shuts down cleanly while the one below still answers).
+    return processes.stop_all(state, waves=[[*FUNCTIONS, ROUTER]])
+
+
+def status(settings: Settings) -> list[Service]:
+    """Every process the stack tracks, alive or not."""
+    state = settings.state_dir.resolve()
+    layout = Layout(settings.port_base)
+    endpoints = {
+        postgres.NAME: f"127.0.0.1:{layout.postgres_port}",
+        CLAMD: f"{layout.host}:{layout.clamd_port}",
+        "radosgw": layout.s3_endpoint,
+        ROUTER: layout.router_url,
+        **{f: layout.function_url(f) for f in FUNCTIONS},
+    }
+    return [
+        Service(p.name, processes.pid(state, p.name), endpoints.get(p.name, ""))
+        for p in processes.tracked(state)
+    ]
+

@@ -1,0 +1,141 @@
+"""The test stack: real PostgreSQL, clamd and Ceph RGW, brought up once per test session.
+
+It runs beside a developer's `make up` on its own ports (AUXIP_TEST_PORT_BASE, default
+18080) and state dir (.local/test-stack), with the database `auxip_test` dropped and
+created anew on the configured server. Every process it starts is stopped at the end,
+on Ctrl-C and on SIGTERM too. Functions and the router are not started here.
+
+A service that does not come up fails the tests that need it, with its log: none skips.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from shared import storage
+from shared.settings import Settings
+from shared.stack import postgres, processes
+from shared.stack import up as stack_up
+from shared.stack.layout import Layout
+
+REPO = Path(__file__).resolve().parents[1]
+STATE = REPO / ".local" / "test-stack"
+PORT_BASE = int(os.environ.get("AUXIP_TEST_PORT_BASE", "18080"))
+DATABASE = "auxip_test"
+
+# The server of the configured catalogue, with the test database on it.
+_SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", Settings.model_fields["database_url"].default)
+
+# A shell that ran `eval "$(auxip env)"` points at the developer's stack: the tests must not.
+for _name in [n for n in os.environ if n.startswith("AUXIP_") or n == "K_SINK"]:
+    if _name != "AUXIP_S3_MEMSTORE_BYTES":
+        del os.environ[_name]
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    # Turn SIGTERM/SIGHUP into Ctrl-C: pytest then tears the session fixtures down.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "stack_late: runs after the other tests (waits on a slow first event)"
+    )
+    config.addinivalue_line(
+        "markers", "stack_teardown: stops the session's stack; runs after every other test"
+    )
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that takes the stack down must come after every test that needs it; one that
+    # waits for RGW's first notification queue scan (~31 s after start) waits less there.
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("stack_teardown"):
+            return 2
+        return 1 if item.get_closest_marker("stack_late") else 0
+
+    items.sort(key=rank)
+
+
+def planned_settings() -> Settings:
+    """The test stack's settings before it runs (the database URL may still change)."""
+    url = conninfo.make_conninfo(_SERVER_URL, dbname=DATABASE)
+    return Settings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
+
+
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[stack_up.StackInfo]:
+    """PostgreSQL (fresh `auxip_test`), clamd, Ceph with the buckets and the notification."""
+    wanted = planned_settings()
+    stack_up.down(wanted)  # a previous session killed before its teardown
+    try:
+        try:
+            url, _ = postgres.server_url(wanted.database_url, STATE, Layout(PORT_BASE).postgres_port)
+            postgres.drop_database(url)
+            info = stack_up.up(wanted.model_copy(update={"database_url": url}),
+                               services_only=True)
+        except Exception as error:
+            pytest.fail(f"the test stack did not start: {error}", pytrace=False)
+        os.environ.update(stack_up.env(info.settings))
+        yield info
+    finally:
+        stack_up.down(wanted)
+        left = [p for p in processes.tracked(STATE) if processes.is_alive(STATE, p.name)]
+        assert not left, f"test stack processes still running: {left}"
+
+
+@pytest.fixture(scope="session")
+def settings(stack: stack_up.StackInfo) -> Settings:
+    """Settings pointing at the running test stack."""
+    return stack.settings
+
+
+@pytest.fixture(scope="session")
+def db_url(settings: Settings) -> str:
+    return settings.database_url
+
+
+@pytest.fixture(scope="session")
+def s3(settings: Settings) -> Any:
+    """A boto3 S3 client of the test stack (shared.storage.client)."""
+    return storage.client(settings)
+
+
+@pytest.fixture
+def clean_buckets(settings: Settings, s3: Any) -> None:
+    """Empties the inbox, archive and quarantine buckets before the test."""
+    for bucket in (settings.inbox_bucket, settings.archive_bucket, settings.quarantine_bucket):
+        storage.delete_prefix(s3, bucket)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection]:
+    """A connection to the test catalogue (autocommit)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def clean_catalogue(db_url: str) -> None:
+    """Empties every catalogue table (the migrations' record stays) before the test."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'schema_migrations'"
+        )]
+        if tables:
+            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+            ))
