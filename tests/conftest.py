@@ -10,11 +10,13 @@ A service that does not come up fails the tests that need it, with its log: none
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 import pytest
@@ -24,11 +26,10 @@ from shared import storage
 from shared.settings import Settings
 from shared.stack import postgres, processes
 from shared.stack import up as stack_up
-from shared.stack.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
-STATE = REPO / ".local" / "test-stack"
 PORT_BASE = int(os.environ.get("AUXIP_TEST_PORT_BASE", "18080"))
+STATE = REPO / ".local" / ("test-stack" if PORT_BASE == 18080 else f"test-stack-{PORT_BASE}")
 DATABASE = "auxip_test"
 
 # The server of the configured catalogue, with the test database on it.
@@ -79,10 +80,11 @@ def planned_settings() -> Settings:
 def stack() -> Iterator[stack_up.StackInfo]:
     """PostgreSQL (fresh `auxip_test`), clamd, Ceph with the buckets and the notification."""
     wanted = planned_settings()
+    lock = _one_session_at_a_time()
     stack_up.down(wanted)  # a previous session killed before its teardown
     try:
         try:
-            url, _ = postgres.server_url(wanted.database_url, STATE, Layout(PORT_BASE).postgres_port)
+            url, _ = stack_up.database(wanted)
             postgres.drop_database(url)
             info = stack_up.up(wanted.model_copy(update={"database_url": url}),
                                services_only=True)
@@ -93,7 +95,21 @@ def stack() -> Iterator[stack_up.StackInfo]:
     finally:
         stack_up.down(wanted)
         left = [p for p in processes.tracked(STATE) if processes.is_alive(STATE, p.name)]
+        lock.close()
         assert not left, f"test stack processes still running: {left}"
+
+
+def _one_session_at_a_time() -> IO[str]:
+    """Another session on this tree (another engineer's) owns the stack until it ends:
+    wait for it rather than take its stack down. The kernel drops the lock with its owner."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    lock = open(STATE / "session.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"\nwaiting for another test session using {STATE} ...", file=sys.stderr)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,11 @@ def _url() -> str:
 @app.command()
 def upgrade() -> None:
     """Apply the pending migrations."""
-    done = migrations.upgrade(_url())
+    try:
+        done = migrations.upgrade(_url())
+    except psycopg.OperationalError as error:
+        print(f"cannot connect: {error}".strip())
+        raise typer.Exit(1) from None
     if not done:
         print("up to date")
     for migration in done:

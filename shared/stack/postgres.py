@@ -2,7 +2,8 @@
 
 Preference order: a private cluster this stack already runs; the server of the configured
 AUXIP_DATABASE_URL when it answers; the machine's own Debian cluster on that port, started
-with pg_ctlcluster; else a private cluster in `<state>/postgres` on Layout.postgres_port.
+with pg_ctlcluster; else a private cluster (normally `<state>/postgres`) on
+Layout.postgres_port.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _binary(name: str) -> str:
     return found
 
 
-def _server_user() -> str | None:
+def server_user() -> str | None:
     """The user the server runs as: root may not run it, so it becomes `postgres`."""
     if os.geteuid() != 0:
         return None
@@ -114,10 +115,9 @@ def private_url(port: int, dbname: str) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{dbname}"
 
 
-def _start_private(state: Path, port: int) -> None:
-    root = state / "postgres"
+def _start_private(state: Path, root: Path, port: int) -> None:
     data = root / "data"
-    user = _server_user()
+    user = server_user()
     root.mkdir(parents=True, exist_ok=True)
     if user is not None:
         entry = pwd.getpwnam(user)
@@ -131,7 +131,7 @@ def _start_private(state: Path, port: int) -> None:
         )
         if done.returncode != 0:
             raise PostgresError(
-                f"initdb failed ({done.returncode}); the state dir must be reachable by "
+                f"initdb failed ({done.returncode}); {root} must be reachable by "
                 f"user {user or 'you'}:\n{done.stdout[-1500:]}{done.stderr[-1500:]}"
             )
     argv = [
@@ -147,8 +147,11 @@ def _start_private(state: Path, port: int) -> None:
                     stop_signal=signal.SIGINT, stop_timeout=20.0)
 
 
-def server_url(database_url: str, state: Path, port: int) -> tuple[str, str]:
-    """(the database URL to use, how it is served: configured|system|private)."""
+def server_url(database_url: str, state: Path, workdir: Path, port: int) -> tuple[str, str]:
+    """(the database URL to use, how it is served: configured|system|private).
+
+    A private cluster keeps its data in `workdir`; its pid file and log go under `state`.
+    """
     dbname = conninfo.conninfo_to_dict(database_url).get("dbname") or "auxip"
     mine = private_url(port, dbname)
     if processes.is_alive(state, NAME):
@@ -158,7 +161,7 @@ def server_url(database_url: str, state: Path, port: int) -> tuple[str, str]:
         return database_url, "configured"
     if _start_system_cluster(database_url):
         return database_url, "system"
-    _start_private(state, port)
+    _start_private(state, workdir, port)
     _wait(mine, 30.0, state)
     return mine, "private"
 

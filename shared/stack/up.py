@@ -8,9 +8,13 @@ background under the state dir and outlives the command that started it; `down` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pwd
+import stat
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -73,10 +77,14 @@ def stack_settings(settings: Settings) -> Settings:
         "prip_url": layout.function_url("prip") + "/odata/v1",
         "broker_url": layout.router_url,
     }
-    recorded = _recorded(state).get("database_url")
-    if recorded:
-        derived["database_url"] = recorded
     update = {k: v for k, v in derived.items() if k not in settings.model_fields_set}
+    # The URL `up` settled on (maybe a private cluster) stands for the one it was asked for.
+    recorded = _recorded(state)
+    if recorded.get("database_url") and (
+        "database_url" not in settings.model_fields_set
+        or settings.database_url == recorded.get("requested_url")
+    ):
+        update["database_url"] = recorded["database_url"]
     update["state_dir"] = state
     return settings.model_copy(update=update)
 
@@ -120,6 +128,45 @@ def function_folders() -> list[str]:
 
 def has_router() -> bool:
     return (REPO / "shared" / "router" / "__main__.py").is_file()
+
+
+def _reachable_by(path: Path, user: str) -> bool:
+    account = pwd.getpwnam(user)
+    groups = set(os.getgrouplist(account.pw_name, account.pw_gid))
+    for folder in path.parents:
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            continue  # made later by us, with the usual 0755
+        if st.st_uid == account.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def service_dir(state: Path, name: str, user: str | None) -> Path:
+    """Where a server that runs as `user` keeps its files: `<state>/<name>` when that user
+    can reach it and the path is short enough for a Unix socket; else a folder in /tmp
+    named after the state dir (a clone under /root is closed to `postgres` and `clamav`)."""
+    preferred = state / name
+    fits = len(os.fsencode(preferred)) <= 80  # clamd's socket path must stay under 108
+    if fits and (user is None or os.geteuid() != 0 or _reachable_by(preferred, user)):
+        return preferred
+    digest = hashlib.sha1(os.fsencode(state)).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"auxip-{digest}" / name
+
+
+def database(settings: Settings) -> tuple[str, str]:
+    """Make sure the catalogue's server runs: (database URL, configured|system|private)."""
+    state = settings.state_dir.resolve()
+    workdir = service_dir(state, "postgres", postgres.server_user())
+    port = Layout(settings.port_base).postgres_port
+    return postgres.server_url(settings.database_url, state, workdir, port)
 
 
 def _process_env(settings: Settings) -> dict[str, str]:
@@ -175,15 +222,18 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
 
     # PostgreSQL first: the URL it ends up on is part of every other process's settings.
     was = processes.is_alive(state, postgres.NAME)
-    url, how = postgres.server_url(settings.database_url, state, layout.postgres_port)
+    url, how = database(settings)
     migrations.upgrade(url)
-    (state / _STATE_FILE).write_text(json.dumps({"database_url": url, "database": how}))
+    (state / _STATE_FILE).write_text(json.dumps(
+        {"database_url": url, "requested_url": settings.database_url, "database": how}
+    ))
     if how == "private":
         track(postgres.NAME, was, f"127.0.0.1:{layout.postgres_port}")
     s = stack_settings(settings.model_copy(update={"database_url": url}))
 
     was = processes.is_alive(state, CLAMD)
-    conf = clamav.write_config(state / "clamav", layout.clamd_port)
+    clamav_user = clamav.CLAMAV_USER if os.geteuid() == 0 else None
+    conf = clamav.write_config(service_dir(state, "clamav", clamav_user), layout.clamd_port)
     processes.start(state, CLAMD, clamav.clamd_argv(conf), stop_timeout=5.0)
     try:
         clamav.wait_ready(layout.host, layout.clamd_port, timeout=30.0)
