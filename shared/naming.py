@@ -124,7 +124,7 @@ _EE_PREFIX = re.compile(rf"S1([ABCD_])_OPER_({_EE_TYPE})_", re.ASCII)
 # Each layout regex matches what follows "<type>_", up to and including the suffix.
 _SAFE_REST = re.compile(
     rf"V(?P<start>{_T})(?:_(?P<stop>{_T}))?_G(?P<gen>{_T})"
-    r"(?P<suffix>\.SAFE|\.SAFE\.zip|\.zip|\.tgz)",
+    r"(?P<suffix>\.SAFE|\.SAFE\.zip|\.SAFE\.tgz|\.zip|\.tgz)",
     re.ASCII,
 )
 _ORBIT_REST = re.compile(
@@ -144,6 +144,7 @@ _SUFFIXES = {
     SAFE: {
         ".SAFE": ("", "SAFE", ".SAFE"),
         ".SAFE.zip": ("zip", "SAFE", ".SAFE"),
+        ".SAFE.tgz": ("tgz", "SAFE", ".SAFE"),
         ".zip": ("zip", "SAFE", ".SAFE"),
         ".tgz": ("tgz", "SAFE", ".SAFE"),
     },
