@@ -150,15 +150,17 @@ def _reachable_by(path: Path, user: str) -> bool:
 
 
 def service_dir(state: Path, name: str, user: str | None) -> Path:
-    """Where a server that runs as `user` keeps its files: `<state>/<name>` when that user
-    can reach it and the path is short enough for a Unix socket; else a folder in /tmp
-    named after the state dir (a clone under /root is closed to `postgres` and `clamav`)."""
-    preferred = state / name
-    fits = len(os.fsencode(preferred)) <= 80  # clamd's socket path must stay under 108
-    if fits and (user is None or os.geteuid() != 0 or _reachable_by(preferred, user)):
-        return preferred
-    digest = hashlib.sha1(os.fsencode(state)).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"auxip-{digest}" / name
+    """The folder (made if missing) where a server that runs as `user` keeps its files:
+    `<state>/<name>` when that user can reach it and the path is short enough for a Unix
+    socket; else one in /tmp named after the state dir (a clone under /root is closed to
+    `postgres` and `clamav`)."""
+    chosen = state / name
+    fits = len(os.fsencode(chosen)) <= 80  # clamd's socket path must stay under 108
+    if not (fits and (user is None or os.geteuid() != 0 or _reachable_by(chosen, user))):
+        digest = hashlib.sha1(os.fsencode(state)).hexdigest()[:12]
+        chosen = Path(tempfile.gettempdir()) / f"auxip-{digest}" / name
+    chosen.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return chosen
 
 
 def database(settings: Settings) -> tuple[str, str]:
