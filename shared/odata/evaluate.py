@@ -18,7 +18,7 @@ from uuid import UUID
 from shared.attributes import KNOWN, AttributeType
 from shared.odata import ast
 from shared.odata.ast import Kind
-from shared.odata.parser import ascii_case, compare_python, match_python
+from shared.odata.semantics import ascii_case, compare_python, match_python
 from shared.odata.properties import PROPERTIES
 from shared.s1time import format_canonical
 

@@ -17,7 +17,7 @@ from shared.attributes import KNOWN, AttributeType
 from shared.odata import ast
 from shared.odata.ast import Kind
 from shared.odata.implied import Implied, implied
-from shared.odata.parser import (
+from shared.odata.semantics import (
     ascii_case, compare_python, conjunction, disjunction, match_python, negation,
 )
 from shared.odata.properties import PROPERTIES

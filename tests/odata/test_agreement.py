@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from shared.odata import matches, parse_filter
 from shared.odata import sql as odata_sql
-from shared.odata.implied import Implied
 from shared.odata.sql import compile_condition, compile_filter
 from tests.odata.seed import PRODUCTS
 
