@@ -1,0 +1,104 @@
+"""`python -m shared.router`: run the local event router.
+
+    python -m shared.router            serve on Layout(AUXIP_PORT_BASE).router_port
+    python -m shared.router --check    validate the manifests, print triggers and subscribers
+    python -m shared.router --failed   list deliveries that ended failed or dead-lettered
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+
+from shared.router import logs, manifests
+from shared.router.server import RouterServer, load_topology
+from shared.router.settings import RouterSettings
+from shared.router.store import Store, new_instance, open_pool
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.router", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="validate the manifests and exit")
+    parser.add_argument("--failed", action="store_true", help="list failed and dead-lettered deliveries")
+    parser.add_argument("--limit", type=int, default=100, help="rows for --failed")
+    args = parser.parse_args(argv)
+    settings = RouterSettings()
+    logs.configure()
+    try:
+        topology = load_topology(settings)
+    except manifests.ManifestError as error:
+        print(f"manifest error: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        print_topology(topology, settings)
+        return 0
+    if args.failed:
+        return print_failed(settings, args.limit)
+    return serve(settings, topology)
+
+
+def serve(settings: RouterSettings, topology: manifests.Topology) -> int:
+    router = RouterServer(settings, topology)
+    stopping = threading.Event()
+
+    def request_stop(_signal: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    router.start()
+    stopping.wait()
+    router.stop()
+    return 0
+
+
+def print_topology(topology: manifests.Topology, settings: RouterSettings) -> None:
+    print(f"manifests: {settings.manifests_dir()} ({len(topology.files)} files)")
+    for broker in topology.brokers.values():
+        default = " (default: POST /)" if topology.default_broker() is broker else ""
+        print(f"broker {broker.key}{default}")
+        if broker.delivery:
+            print(f"  delivery: {_delivery_text(broker.delivery)}")
+    for trigger in topology.triggers.values():
+        delivery = trigger.subscription.delivery
+        print(f"trigger {trigger.key} (broker {trigger.broker}, {trigger.file})")
+        print(f"  filter: {trigger.filter_text}")
+        print(f"  subscriber: {trigger.subscription.destination.description} -> {trigger.subscription.url}")
+        print(f"  delivery: {_delivery_text(delivery)}")
+    now = datetime.now(UTC)
+    for source in topology.ping_sources:
+        print(f"pingsource {source.key} ({source.file})")
+        print(f"  schedule: {source.schedule.text!r} ({source.schedule.zone.key}), next {source.schedule.next_after(now).isoformat()}")
+        print(f"  sink: {source.sink.description} -> {source.sink.url}")
+
+
+def _delivery_text(delivery: manifests.Delivery | manifests.DeliverySpec) -> str:
+    parts = [
+        f"retry={delivery.retry}",
+        f"backoff={delivery.backoff_policy}",
+        f"delay={delivery.backoff_delay}s" if delivery.backoff_delay is not None else "delay=unset",
+        f"timeout={delivery.timeout}s" if delivery.timeout is not None else "timeout=unset",
+    ]
+    sink = delivery.dead_letter
+    parts.append(f"deadLetterSink={sink.description} -> {sink.url}" if sink else "deadLetterSink=none")
+    return ", ".join(parts)
+
+
+def print_failed(settings: RouterSettings, limit: int) -> int:
+    pool = open_pool(settings.database_url, new_instance(), 2)
+    try:
+        rows = Store(pool, "cli").deliveries(["failed", "dead"], limit)
+    finally:
+        pool.close()
+    for row in rows:
+        print(json.dumps(row, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
