@@ -1,6 +1,9 @@
 """Fixtures for the OData tests: a scratch PostgreSQL database, migrated and seeded.
 
-Slow tests (the 1,000,000-row benchmark) only run with `--run-slow` (or AUXIP_RUN_SLOW=1).
+Slow tests (the 1,000,000-row benchmark) only run with `--run-slow` (or ODATA_RUN_SLOW=1).
+These tests need only PostgreSQL (ODATA_TEST_SERVER, default 127.0.0.1:5432), not the
+whole test stack of tests/conftest.py. Environment names avoid the AUXIP_ prefix: that
+conftest clears AUXIP_* variables when it loads.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from shared.catalogue.migrations import upgrade
 from tests.odata import seed
 
 HERE = Path(__file__).resolve().parent
-SERVER = os.environ.get("AUXIP_ODATA_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432")
+SERVER = os.environ.get("ODATA_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,7 +38,7 @@ def _run_slow(config: pytest.Config) -> bool:
         flag = config.getoption("--run-slow")
     except ValueError:  # option registered too late (run from another root)
         flag = False
-    return bool(flag) or os.environ.get("AUXIP_RUN_SLOW") == "1"
+    return bool(flag) or os.environ.get("ODATA_RUN_SLOW") == "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -56,7 +59,7 @@ def fresh_database(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def db_url() -> str:
+def odata_url() -> str:
     url = fresh_database("auxip_odata_test")
     with psycopg.connect(url) as conn:
         seed.seed(conn)
@@ -65,8 +68,8 @@ def db_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def conn(db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(db_url, autocommit=True) as connection:
+def conn(odata_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(odata_url, autocommit=True) as connection:
         yield connection
 
 
