@@ -1,0 +1,14 @@
+"""prip: the OData v4 publication interface at /odata/v1 (PRIP/AUXIP dialect): Products,
+$value downloads, Subscriptions, $metadata. The logic is in shared.prip."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from shared.prip import routes
+
+
+@functions_framework.http
+def handle(request: flask.Request) -> flask.Response:
+    return routes.dispatch(request)

@@ -1,0 +1,308 @@
+"""`Products(<Id>)/$value`: the product's bytes, streamed from the archive (never whole in
+memory), with a single byte range when asked, or a `307` to a presigned URL of the archive
+object when AUXIP_DOWNLOAD_REDIRECT is on.
+
+Decisions:
+- An offline product (listed, but its bytes are not downloadable now) answers `410 Gone`
+  with an OData error `ProductOffline`: the Id exists (so not 404), the bytes do not.
+- One range only (`bytes=a-b`, `a-`, `-n`); a list of ranges, another unit or a malformed
+  value is ignored and the whole product is sent (RFC 9110 14.2 allows it). Past the end:
+  `416` with `Content-Range: bytes */<size>`. `If-Range` with another ETag: whole product.
+- ETag is the MD5 (strong: the bytes never change under an Id); `Digest: md5=<base64>`
+  (RFC 3230) and `X-Checksum-<Algorithm>: <hex>` carry every catalogued checksum.
+- The quota slot is taken before the first byte and released when the stream ends, fails
+  or the client goes away (the WSGI server closes the iterator then); a redirect takes no
+  slot: the bytes do not pass through us.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+from uuid import UUID
+
+from botocore.exceptions import BotoCoreError, ClientError
+from werkzeug.http import http_date
+from werkzeug.wrappers import Response
+
+from shared import storage
+from shared.auth import Principal
+from shared.catalogue.audit import AuditEntry
+from shared.odata import ODataError
+from shared.prip import audit, errors
+from shared.prip.quotas import RETRY_AFTER_S, Busy, Slot
+
+if TYPE_CHECKING:
+    from shared.prip.service import Service
+
+log = logging.getLogger(__name__)
+
+_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]{0,19})\s*-\s*([0-9]{0,19})\s*", re.ASCII | re.I)
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9!#$&+.^_`|~-]+", re.ASCII)
+_HEADER_SAFE = re.compile(r"[^A-Za-z0-9-]", re.ASCII)
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    first: int
+    last: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+    def header(self) -> str:
+        return f"bytes={self.first}-{self.last}"
+
+
+class Unsatisfiable(Exception):
+    pass
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The one range to send; None for the whole product; Unsatisfiable past the end."""
+    if header is None:
+        return None
+    match = _RANGE.fullmatch(header)
+    if match is None:
+        return None  # several ranges, another unit, garbage: the whole product
+    first_text, last_text = match.groups()
+    if not first_text:
+        if not last_text:
+            return None
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            raise Unsatisfiable()
+        return ByteRange(max(0, size - suffix), size - 1)
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if last < first:
+        return None  # invalid: ignored, like any other unreadable Range
+    if first >= size:
+        raise Unsatisfiable()
+    return ByteRange(first, min(last, size - 1))
+
+
+def content_disposition(name: str) -> str:
+    # Unquoted when the name is an HTTP token (every S1 name is): naive clients split on
+    # "filename=" and would keep the quotes.
+    if _TOKEN_NAME.fullmatch(name):
+        return f"attachment; filename={name}"
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                       for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def md5_of(checksums: object) -> str | None:
+    for item in checksums if isinstance(checksums, list) else []:
+        if isinstance(item, dict) and str(item.get("Algorithm", "")).upper() == "MD5":
+            value = item.get("Value")
+            if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{32}", value):
+                return value.lower()
+    return None
+
+
+def checksum_headers(checksums: object) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in checksums if isinstance(checksums, list) else []:
+        if not isinstance(item, dict):
+            continue
+        algorithm, value = item.get("Algorithm"), item.get("Value")
+        if isinstance(algorithm, str) and isinstance(value, str) and value.isalnum():
+            headers[f"X-Checksum-{_HEADER_SAFE.sub('-', algorithm)}"] = value
+    md5 = md5_of(checksums)
+    if md5 is not None:
+        headers["ETag"] = f'"{md5}"'
+        headers["Digest"] = "md5=" + base64.b64encode(binascii.unhexlify(md5)).decode()
+    return headers
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What the download needs to know of the request, read before streaming starts (the
+    stream runs after the view returned, outside the request context)."""
+
+    principal: Principal
+    method: str
+    range_header: str | None
+    if_range: str | None
+    client_address: str | None
+    origin_details: dict[str, object]
+
+
+def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, Any] | None
+          ) -> Response:
+    """The response to `GET|HEAD Products(<Id>)/$value` of a reader; `row` is the published
+    product or None."""
+    head = caller.method == "HEAD"
+
+    def note(outcome: str, **fields: Any) -> None:
+        if not head:  # HEAD reads metadata only: not a download
+            _audit(service, caller, product_id, outcome, **fields)
+
+    if row is None:
+        note("not_found")
+        raise errors.not_found("product")
+    if not row["online"] or not row.get("distribution_key"):
+        note("offline")
+        raise ODataError(errors.PRODUCT_OFFLINE,
+                         f"product {row['name']} is offline: its bytes cannot be downloaded now",
+                         410)
+    size = int(row["content_length"])
+    headers = _entity_headers(row)
+    if service.settings.download_redirect:
+        note("redirected", range_spec=caller.range_header, details={"name": row["name"]})
+        return _redirect(service, row, headers)
+    try:
+        wanted = parse_range(caller.range_header, size)
+    except Unsatisfiable:
+        note("range_not_satisfiable", range_spec=caller.range_header)
+        raise errors.Refusal(
+            errors.RANGE_NOT_SATISFIABLE,
+            f"range {caller.range_header!r:.80} is outside the {size} bytes of the product", 416,
+            {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}) from None
+    if wanted is not None and caller.if_range is not None and caller.if_range != headers.get("ETag"):
+        wanted = None  # RFC 9110 13.1.5: the client's copy is stale, send it all
+    status = 206 if wanted is not None else 200
+    length = wanted.length if wanted is not None else size
+    headers["Content-Length"] = str(length)
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {wanted.first}-{wanted.last}/{size}"
+    if head:
+        return Response(None, status=status, headers=headers)
+
+    slot = _take_slot(service, caller, note)
+    range_spec = wanted.header() if wanted is not None else None
+    try:
+        chunks, got, _ = storage.open_stream(
+            service.runtime.s3, service.runtime.settings.archive_bucket, row["distribution_key"],
+            byte_range=range_spec)
+        if got != length:
+            chunks.close()  # type: ignore[attr-defined]
+            raise RuntimeError(f"archive object {row['distribution_key']} holds {got} bytes"
+                               f" where {length} were expected")
+    except BaseException:
+        slot.release()
+        note("failed", range_spec=range_spec)
+        raise
+
+    def finished(sent: int, outcome: str) -> None:
+        slot.release()
+        note(outcome, bytes_sent=sent, range_spec=range_spec,
+              details={"name": row["name"], "status": status, "length": length})
+
+    body = _Stream(chunks, length, "partial" if wanted is not None else "completed", finished)
+    return Response(body, status=status, headers=headers, direct_passthrough=True)
+
+
+def _entity_headers(row: Mapping[str, Any]) -> dict[str, str]:
+    headers = {
+        "Content-Type": row["content_type"],
+        "Content-Disposition": content_disposition(row["name"]),
+        "Accept-Ranges": "bytes",
+        **checksum_headers(row.get("checksums")),
+    }
+    modified = row.get("modification_date")
+    if isinstance(modified, datetime):
+        headers["Last-Modified"] = http_date(modified)
+    return headers
+
+
+def _take_slot(service: Service, caller: Caller, note: Callable[..., None]) -> Slot:
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
+    try:
+        slot = service.slots.acquire(caller.principal.subject)
+    except Busy:
+        note("busy")
+        raise errors.Refusal(errors.BUSY, "too many downloads in progress here; try again"
+                             " shortly", 503, retry) from None
+    if slot is None:
+        note("quota_exceeded")
+        limit = service.settings.max_parallel_downloads
+        raise errors.Refusal(errors.TOO_MANY_DOWNLOADS,
+                             f"at most {limit} parallel downloads per user", 429, retry)
+    return slot
+
+
+class _Stream:
+    """The body iterable. Not a generator: a generator that was never started ignores
+    close(), and the slot must come back even when the server never iterated."""
+
+    def __init__(self, chunks: Iterator[bytes], length: int, done: str,
+                 finished: Callable[[int, str], None]) -> None:
+        self._chunks = chunks
+        self._length = length
+        self._done = done
+        self._finished = finished
+        self._pending = 0
+        self._sent = 0
+        self._outcome = "aborted"  # unless the end is reached: the client went away
+        self._closed = False
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> bytes:
+        # The server asks for the next chunk once it wrote the last one: that one was sent.
+        self._sent += self._pending
+        self._pending = 0
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self._outcome = self._done if self._sent == self._length else "failed"
+            self.close()
+            raise
+        except (BotoCoreError, ClientError, OSError) as error:
+            self._outcome = "failed"
+            log.error("archive read failed after %d bytes: %s", self._sent, error)
+            self.close()
+            raise
+        self._pending = len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._finished(self._sent, self._outcome)
+
+
+def _redirect(service: Service, row: Mapping[str, Any], headers: dict[str, str]) -> Response:
+    url = service.presigner.generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": service.runtime.settings.archive_bucket,
+            "Key": row["distribution_key"],
+            "ResponseContentDisposition": headers["Content-Disposition"],
+            "ResponseContentType": row["content_type"],
+        },
+        ExpiresIn=service.settings.download_url_ttl_s,
+    )
+    kept = {k: v for k, v in headers.items()
+            if k in ("ETag", "Digest") or k.startswith("X-Checksum-")}
+    return Response(None, status=307, headers={"Location": url, "Cache-Control": "no-store",
+                                                **kept})
+
+
+def _audit(service: Service, caller: Caller, product_id: UUID, outcome: str, *,
+           bytes_sent: int | None = 0, range_spec: str | None = None,
+           details: dict[str, object] | None = None) -> None:
+    audit.write(service.runtime.pool, AuditEntry(
+        actor=audit.actor(caller.principal), action=audit.DOWNLOAD, outcome=outcome,
+        product_id=product_id, client_address=caller.client_address, bytes_sent=bytes_sent,
+        range_spec=range_spec[:200] if range_spec else None,
+        details={"subject": caller.principal.subject, **caller.origin_details,
+                 **(details or {})},
+    ))

@@ -1,0 +1,42 @@
+"""What the prip function holds for its life: the runtime (pool, S3), its settings, the
+authenticator, the download slots and the presigning client; built on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from shared import runtime, storage
+from shared.auth import Authenticator, AuthSettings
+from shared.prip.quotas import DownloadSlots
+from shared.prip.settings import PripSettings
+from shared.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Service:
+    runtime: Runtime
+    settings: PripSettings
+    auth: Authenticator
+    slots: DownloadSlots
+    presigner: Any  # an S3 client for the endpoint clients reach (presigning is local)
+
+    @classmethod
+    def build(cls, rt: Runtime, settings: PripSettings, auth: AuthSettings) -> Service:
+        presigner = rt.s3
+        if settings.download_s3_endpoint:
+            presigner = storage.client(
+                rt.settings.model_copy(update={"s3_endpoint": settings.download_s3_endpoint}))
+        slots = DownloadSlots(rt.settings.database_url, per_user=settings.max_parallel_downloads,
+                              streams=settings.download_streams_per_process)
+        return cls(rt, settings, Authenticator.from_settings(auth), slots, presigner)
+
+    def close(self) -> None:
+        self.slots.close()
+
+
+@cache
+def current() -> Service:
+    """The process-wide service, from the environment (read here and in runtime.current)."""
+    return Service.build(runtime.current(), PripSettings(), AuthSettings())
