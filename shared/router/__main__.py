@@ -3,6 +3,8 @@
     python -m shared.router            serve on Layout(AUXIP_PORT_BASE).router_port
     python -m shared.router --check    validate the manifests, print triggers and subscribers
     python -m shared.router --failed   list deliveries that ended failed or dead-lettered
+    python -m shared.router --redeliver ID [ID ...]
+                                       send those deliveries to their subscriber again
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime
+
+import psycopg
 
 from shared.router import logs, manifests
 from shared.router.server import RouterServer, load_topology
@@ -26,9 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="validate the manifests and exit")
     parser.add_argument("--failed", action="store_true", help="list failed and dead-lettered deliveries")
     parser.add_argument("--limit", type=int, default=100, help="rows for --failed")
+    parser.add_argument("--redeliver", type=int, nargs="+", metavar="ID", help="delivery ids to send again")
     args = parser.parse_args(argv)
     settings = RouterSettings()
     logs.configure()
+    if args.failed or args.redeliver:
+        return operate(settings, args)
     try:
         topology = load_topology(settings)
     except manifests.ManifestError as error:
@@ -37,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print_topology(topology, settings)
         return 0
-    if args.failed:
-        return print_failed(settings, args.limit)
     return serve(settings, topology)
 
 
@@ -51,7 +56,12 @@ def serve(settings: RouterSettings, topology: manifests.Topology) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    router.start()
+    try:
+        router.start()
+    except (OSError, psycopg.Error) as error:
+        print(f"router could not start on port {router.port} with {settings.database_url}: {error}",
+              file=sys.stderr)
+        return 1
     stopping.wait()
     router.stop()
     return 0
@@ -89,15 +99,19 @@ def _delivery_text(delivery: manifests.Delivery | manifests.DeliverySpec) -> str
     return ", ".join(parts)
 
 
-def print_failed(settings: RouterSettings, limit: int) -> int:
+def operate(settings: RouterSettings, args: argparse.Namespace) -> int:
     pool = open_pool(settings.database_url, new_instance(), 2)
     try:
-        rows = Store(pool, "cli").deliveries(["failed", "dead"], limit)
+        store = Store(pool, "cli")
+        if args.redeliver:
+            count = store.redeliver(args.redeliver)
+            print(f"{count} of {len(args.redeliver)} deliveries queued again")
+            return 0 if count == len(args.redeliver) else 1
+        for row in store.deliveries(["failed", "dead"], args.limit):
+            print(json.dumps(row, default=str))
+        return 0
     finally:
         pool.close()
-    for row in rows:
-        print(json.dumps(row, default=str))
-    return 0
 
 
 if __name__ == "__main__":

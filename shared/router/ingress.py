@@ -86,6 +86,11 @@ class IngressHandler(BaseHTTPRequestHandler):
             healthy = False
         self._reply(200 if healthy else 503, None, {"status": "ok" if healthy else "database unavailable"})
 
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        # Knative's data plane lets senders probe with OPTIONS; the answer lists POST.
+        self._discard_body()
+        self._reply(200, None, extra_headers={"Allow": "POST, OPTIONS"})
+
     def do_PUT(self) -> None:  # noqa: N802
         self._refuse()
 

@@ -43,6 +43,11 @@ class RouterServer:
 
     def start(self) -> None:
         upgrade(self.settings.database_url)
+        # Bind first: a router that cannot listen must not start claiming deliveries.
+        self.ingress = IngressServer(
+            (self.host, self.port), self.topology, self.ingest, self.healthy, self.settings.router_max_body_bytes
+        )
+        self.port = self.ingress.server_address[1]
         self.pool = open_pool(self.settings.database_url, self.instance, self.settings.router_db_pool)
         self.store = Store(self.pool, self.instance)
         reclaimed = self.store.reclaim_orphans()
@@ -54,10 +59,6 @@ class RouterServer:
             database_url=self.settings.database_url,
         )
         self.dispatcher.start()
-        self.ingress = IngressServer(
-            (self.host, self.port), self.topology, self.ingest, self.healthy, self.settings.router_max_body_bytes
-        )
-        self.port = self.ingress.server_address[1]
         self.pings = PingScheduler(self.store, self.topology, self.dispatcher.kick)
         self.pings.start()
         # A short poll interval only bounds how long stop() waits for the accept loop.

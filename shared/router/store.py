@@ -295,6 +295,18 @@ class Store:
             )
             return cursor.rowcount
 
+    def redeliver(self, ids: Sequence[int]) -> int:
+        """Operators: send failed or dead-lettered deliveries to their subscriber again."""
+        with self.pool.connection() as conn:
+            cursor = conn.execute(
+                "UPDATE router.deliveries SET status = 'pending', stage = 'subscriber', attempts = 0,"
+                " next_attempt_at = now(), claimed_by = NULL, finished_at = NULL"
+                " WHERE id = ANY(%(ids)s) AND status IN ('failed', 'dead')",
+                {"ids": list(ids)},
+            )
+            conn.execute(f"SELECT pg_notify('{CHANNEL}', '')")
+            return cursor.rowcount
+
     def deliveries(self, statuses: Sequence[str], limit: int = 100) -> list[dict]:
         """Operators' view: deliveries in the given states, oldest first."""
         with self.pool.connection() as conn:

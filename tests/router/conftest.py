@@ -17,7 +17,7 @@ from shared.router.server import RouterServer
 from shared.router.settings import RouterSettings
 from tests.router.subscribers import Subscriber
 
-SERVER = os.environ.get("AUXIP_ROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+SERVER = os.environ.get("ROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 DATABASE = "auxip_router_test"
 
 

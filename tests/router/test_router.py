@@ -228,6 +228,7 @@ def test_requests_that_are_not_cloudevents_get_400_with_a_reason(start_router, s
     assert CLIENT.post(router.url + "/test/nosuchbroker", headers=ok).status_code == 404
     assert CLIENT.post(router.url + "/test/default", headers=ok).status_code == 202
     assert CLIENT.put(router.url, headers=ok, content=b"").status_code == 405
+    assert "POST" in CLIENT.options(router.url).headers["allow"]
     assert CLIENT.get(router.url + "/healthz").json() == {"status": "ok"}
     assert wait_until_settled(clean_database) == {"delivered": 1}
 
@@ -337,3 +338,36 @@ spec:
     assert wait_until_settled(clean_database) == {"delivered": 2}
     with psycopg.connect(clean_database) as conn:
         assert conn.execute("SELECT count(*) FROM router.ping_ticks").fetchone() == (2,)
+
+
+def test_operators_can_redeliver_failed_deliveries(start_router, subscribers, clean_database):
+    broken = {"yes": True}
+    sub = subscribers(lambda _r, _i: (500, {}, b"") if broken["yes"] else (200, {}, b""))
+    router = start_router(broker() + trigger("t", sub.url), router_poll_s=30)
+    post_event(router.url, "org.example.fixme", event_id="x-1", client=CLIENT)
+    assert wait_until_settled(clean_database) == {"failed": 1}
+    (failed,) = router.store.deliveries(["failed"])
+    broken["yes"] = False
+    started = time.monotonic()
+    assert router.store.redeliver([failed["id"]]) == 1
+    # Woken by NOTIFY (the poll is 30s here), not by waiting.
+    assert wait_until_settled(clean_database) == {"delivered": 1}
+    assert time.monotonic() - started < 2
+    assert sub.ids() == ["x-1", "x-1"]
+
+
+def test_an_attempt_that_outlives_the_timeout_is_retried(start_router, subscribers, clean_database):
+    def slow_first(_request: Received, index: int) -> tuple[int, dict[str, str], bytes]:
+        if index == 0:
+            time.sleep(0.6)
+        return 200, {}, b""
+
+    sub = subscribers(slow_first)
+    router = start_router(broker() + trigger(
+        "t", sub.url, delivery="  delivery:\n    retry: 1\n    backoffDelay: PT0.05S\n    timeout: PT0.2S"))
+    post_event(router.url, "org.example.slow", event_id="t-1", client=CLIENT)
+    first, second = sub.wait_for(2)
+    assert 0.2 + 0.1 <= second.at - first.at < 0.6  # timeout, then backoff 0.05 * 2^1
+    assert wait_until_settled(clean_database) == {"delivered": 1}
+    (row,) = deliveries(clean_database)
+    assert row["attempts"] == 2 and row["last_status"] == 200
