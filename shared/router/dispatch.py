@@ -6,12 +6,13 @@ worker keeps its own httpx transport, i.e. keep-alive connections to the subscri
 has talked to (a bare transport rather than httpx.Client because the client's per-request
 work - URL merging, cookies, auth, hooks - costs more CPU than the rest of a delivery, and
 one pool per worker because httpcore checks every idle connection of a pool on each
-request). The claimer sleeps on a condition variable:
-woken by the ingress in this process, by NOTIFY from other processes, by a worker that
-freed a slot or scheduled a retry, and otherwise when the earliest pending delivery falls
-due (at most `poll_s` apart: one cheap indexed query per idle second). Successful
-deliveries are recorded in batches by a completer thread; a crash before that write only
-means the event is delivered again.
+request).
+
+The claimer sleeps on a condition variable: woken by the ingress in this process, by NOTIFY
+from other processes, by a worker that freed a slot or scheduled a retry, and otherwise
+when the earliest pending delivery falls due (at most `poll_s` apart: one cheap indexed
+query per idle second). Successful deliveries are recorded in batches by a completer
+thread; a crash before that write only means the event is delivered again.
 
 Outcome of an attempt, as the Knative data-plane contract and the Kafka Broker have it:
 - 2xx: delivered. A reply event (ce- headers or structured body, any 2xx but 202) is
