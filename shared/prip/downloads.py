@@ -82,11 +82,11 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise Unsatisfiable()
         return ByteRange(max(0, size - suffix), size - 1)
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and int(last_text) < first:
         return None  # invalid: ignored, like any other unreadable Range
     if first >= size:
         raise Unsatisfiable()
+    last = int(last_text) if last_text else size - 1
     return ByteRange(first, min(last, size - 1))
 
 

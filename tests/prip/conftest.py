@@ -110,13 +110,15 @@ def other_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
     stop(running.server)
 
 
-def reset_caches() -> None:
+def reset_caches(*, runtime_too: bool = False) -> None:
+    """Make the functions read their configuration again on their next request."""
     if prip_service.current.cache_info().currsize:
         prip_service.current().close()
     prip_service.current.cache_clear()
-    if runtime.current.cache_info().currsize:
-        runtime.current().close()
-    runtime.current.cache_clear()
+    if runtime_too:
+        if runtime.current.cache_info().currsize:
+            runtime.current().close()
+        runtime.current.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +127,9 @@ def function_env(settings: Settings, issuer: Issuer) -> Iterator[dict[str, str]]
     values = {**TEST_ENV, "AUXIP_AUTH_ISSUER": issuer.issuer}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
-    reset_caches()
+    reset_caches(runtime_too=True)
     yield dict(os.environ)
-    reset_caches()
+    reset_caches(runtime_too=True)
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)

@@ -1,0 +1,298 @@
+"""`Products(<Id>)/$value` over HTTP: exact bytes, ranges, checksum headers, the presigned
+redirect, the per-user parallel-download quota (also across two processes: this one and a
+functions-framework/gunicorn subprocess) and the audit trail of every download."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.prip.catalogue import BIG, BIG_SIZE, BY_NUMBER, pid
+from tests.prip.conftest import MAX_PARALLEL, REPO, reset_caches
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+def value_path(number: int) -> str:
+    return f"Products({pid(number)})/$value"
+
+
+def audit_rows(settings, *, actor: str, since_id: int = 0, wait_for: int = 0) -> list[dict]:
+    """Audit rows of `actor` after `since_id`; waits (briefly) for `wait_for` of them: a
+    stream's row is written when the server closes it, just after the client got the end."""
+    deadline = time.monotonic() + 5
+    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+        while True:
+            rows = conn.execute("SELECT * FROM audit_log WHERE actor = %s AND id > %s"
+                                " ORDER BY id", (actor, since_id)).fetchall()
+            if len(rows) >= wait_for or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+def last_audit_id(settings) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
+
+
+# --- whole products ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", [1, 13, 20, 27])
+def test_download_gives_the_archived_bytes_and_headers(api, number):
+    product = BY_NUMBER[number]
+    data = product.data()
+    answer = api.get(value_path(number))
+    assert answer.status_code == 200
+    assert answer.content == data
+    md5 = hashlib.md5(data).hexdigest()
+    headers = answer.headers
+    assert headers["Content-Length"] == str(len(data))
+    assert headers["Content-Type"] == product.content_type
+    assert headers["Content-Disposition"] == f"attachment; filename={product.name}"
+    assert headers["Accept-Ranges"] == "bytes"
+    assert headers["ETag"] == f'"{md5}"'
+    assert headers["X-Checksum-MD5"] == md5
+    assert headers["Digest"] == "md5=" + base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert "X-Checksum-XXH3-128" in headers
+
+
+def test_head_gives_the_headers_only_and_is_not_audited(api, settings):
+    before = last_audit_id(settings)
+    answer = api.request("HEAD", value_path(13))
+    assert answer.status_code == 200 and answer.content == b""
+    assert answer.headers["Content-Length"] == str(BY_NUMBER[13].size)
+    assert answer.headers["ETag"].startswith('"')
+    assert audit_rows(settings, actor="alice", since_id=before) == []
+
+
+def test_downloads_are_audited_with_bytes_sent_and_never_the_token(api, settings):
+    before = last_audit_id(settings)
+    api.get(value_path(3))
+    token = api.issuer.token("alice")
+    via_query = api.http.get(f"{api.root}/{value_path(20)}", params={"token": token})
+    assert via_query.status_code == 200 and via_query.content == BY_NUMBER[20].data()
+    api.get(value_path(13), headers={"Range": "bytes=100-199"})
+    rows = audit_rows(settings, actor="alice", since_id=before, wait_for=3)
+    assert [(r["action"], r["product_id"], r["outcome"], r["bytes_sent"], r["range_spec"])
+            for r in rows] == [
+        ("download", pid(3), "completed", BY_NUMBER[3].size, None),
+        ("download", pid(20), "completed", BY_NUMBER[20].size, None),
+        ("download", pid(13), "partial", 100, "bytes=100-199"),
+    ]
+    assert all(r["client_address"] == "127.0.0.1" for r in rows)
+    assert rows[0]["details"]["subject"] and rows[0]["details"]["name"] == BY_NUMBER[3].name
+    with psycopg.connect(settings.database_url) as conn:
+        everything = conn.execute("SELECT string_agg(audit_log::text, ' ') FROM audit_log"
+                                  ).fetchone()[0]
+    assert token not in everything and token.split(".")[2] not in everything
+
+
+# --- ranges --------------------------------------------------------------------------------
+
+SIZE = BY_NUMBER[13].size  # 44100
+RANGES = [
+    ("bytes=0-99", 206, slice(0, 100)),
+    ("bytes=100-", 206, slice(100, None)),
+    ("bytes=-500", 206, slice(SIZE - 500, None)),
+    ("bytes=44000-50000", 206, slice(44000, None)),  # across the end: up to the end
+    ("bytes=-50000", 206, slice(0, None)),  # a suffix longer than the product: all of it
+    ("bytes=44099-44099", 206, slice(44099, None)),
+    ("bytes=10-5", 200, slice(None)),  # invalid: ignored
+    ("bytes=0-1,5-6", 200, slice(None)),  # several ranges: the whole product
+    ("items=0-5", 200, slice(None)),  # another unit: ignored
+]
+
+
+@pytest.mark.parametrize(("header", "status", "part"), RANGES, ids=[r[0] for r in RANGES])
+def test_ranges(api, header, status, part):
+    data = BY_NUMBER[13].data()
+    answer = api.get(value_path(13), headers={"Range": header})
+    assert answer.status_code == status
+    assert answer.content == data[part]
+    assert answer.headers["Content-Length"] == str(len(data[part]))
+    if status == 206:
+        first = part.start or 0
+        assert answer.headers["Content-Range"] == (
+            f"bytes {first}-{first + len(data[part]) - 1}/{SIZE}")
+    else:
+        assert "Content-Range" not in answer.headers
+
+
+@pytest.mark.parametrize("header", ["bytes=44100-", "bytes=50000-60000", "bytes=-0"])
+def test_unsatisfiable_ranges_are_416(api, header):
+    answer = api.get(value_path(13), headers={"Range": header})
+    assert answer.status_code == 416
+    assert answer.headers["Content-Range"] == f"bytes */{SIZE}"
+    assert answer.json()["error"]["code"] == "RangeNotSatisfiable"
+
+
+def test_if_range(api):
+    etag = api.request("HEAD", value_path(13)).headers["ETag"]
+    same = api.get(value_path(13), headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert same.status_code == 206 and len(same.content) == 10
+    stale = api.get(value_path(13), headers={"Range": "bytes=0-9", "If-Range": '"0000"'})
+    assert stale.status_code == 200 and len(stale.content) == SIZE
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def test_offline_product_is_410(api, settings):
+    before = last_audit_id(settings)
+    answer = api.get(value_path(4))
+    assert answer.status_code == 410
+    assert answer.json()["error"]["code"] == "ProductOffline"
+    assert [r["outcome"] for r in audit_rows(settings, actor="alice", since_id=before)] == [
+        "offline"]
+
+
+def test_downloads_need_a_reader(api):
+    anonymous = api.get(value_path(1), user=None)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith('Bearer realm="auxip"')
+    not_a_reader = api.get(value_path(1), user="sam")
+    assert not_a_reader.status_code == 403
+    assert not_a_reader.json()["error"]["code"] == "insufficient_scope"
+
+
+def test_query_token_is_for_downloads_only(api):
+    token = api.issuer.token("alice")
+    catalogue = api.http.get(f"{api.root}/Products", params={"token": token})
+    assert catalogue.status_code == 401
+    assert "WWW-Authenticate" in catalogue.headers
+
+
+# --- the presigned redirect ----------------------------------------------------------------
+
+
+@pytest.fixture
+def redirect_mode(function_env) -> Iterator[None]:
+    os.environ["AUXIP_DOWNLOAD_REDIRECT"] = "true"
+    reset_caches()
+    yield
+    del os.environ["AUXIP_DOWNLOAD_REDIRECT"]
+    reset_caches()
+
+
+def test_redirect_to_a_presigned_url_gives_the_same_bytes(api, redirect_mode, http, settings):
+    before = last_audit_id(settings)
+    answer = api.get(value_path(14))
+    assert answer.status_code == 307
+    location = answer.headers["Location"]
+    assert location.startswith(settings.s3_endpoint) and "Signature" in location
+    assert answer.headers["ETag"] == f'"{hashlib.md5(BY_NUMBER[14].data()).hexdigest()}"'
+    fetched = http.get(location)  # no credentials: the URL is the permission
+    assert fetched.status_code == 200
+    assert fetched.content == BY_NUMBER[14].data()
+    assert fetched.headers["Content-Disposition"] == f"attachment; filename={BY_NUMBER[14].name}"
+    partial = http.get(location, headers={"Range": "bytes=10-19"})
+    assert partial.status_code == 206 and partial.content == BY_NUMBER[14].data()[10:20]
+    assert [r["outcome"] for r in audit_rows(settings, actor="alice", since_id=before)] == [
+        "redirected"]
+    assert api.get(value_path(14), user=None).status_code == 401
+
+
+# --- parallel-download quota ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def second_process(function_env) -> Iterator[str]:
+    """prip in a functions-framework process of its own (gunicorn, as in production)."""
+    port = _free_port()
+    log = Path(function_env.get("AUXIP_STATE_DIR", "/tmp")) / "prip-test-gunicorn.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "functions-framework"), "--target", "handle",
+             "--source", str(REPO / "functions" / "prip" / "main.py"),
+             "--host", "127.0.0.1", "--port", str(port)],
+            env=function_env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/odata/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base, timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"prip subprocess did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _open(stack: contextlib.ExitStack, api, user: str) -> httpx.Response:
+    """A download whose body we do not read: the server blocks writing it, slot held."""
+    response = stack.enter_context(api.http.stream(
+        "GET", f"{api.root}/{value_path(BIG)}", headers=api.headers(user)))
+    return response
+
+
+def test_parallel_downloads_per_user(api, settings, second_process):
+    before = last_audit_id(settings)
+    big = BY_NUMBER[BIG].data()
+    with contextlib.ExitStack() as held:
+        streams = [_open(held, api, "alice") for _ in range(MAX_PARALLEL)]
+        assert [s.status_code for s in streams] == [200] * MAX_PARALLEL
+
+        extra = api.get(value_path(1))
+        assert extra.status_code == 429
+        assert extra.headers["Retry-After"].isdigit()
+        assert extra.json()["error"]["code"] == "TooManyParallelDownloads"
+        # Another process (another gunicorn worker or pod) sees the same slots.
+        elsewhere = httpx.get(f"{second_process}/{value_path(1)}", headers=api.headers("alice"))
+        assert elsewhere.status_code == 429
+
+        # Another user is unaffected, in either process.
+        bob = api.get(value_path(BIG), user="bob")
+        assert bob.status_code == 200 and hashlib.md5(bob.content).digest() == \
+            hashlib.md5(big).digest()
+        assert httpx.get(f"{second_process}/{value_path(1)}",
+                         headers=api.headers("bob")).status_code == 200
+
+        # A client that goes away gives its slot back.
+        streams[0].close()
+        deadline = time.monotonic() + 5
+        while (again := api.get(value_path(3))).status_code == 429:
+            assert time.monotonic() < deadline, "the slot of a closed download never came back"
+            time.sleep(0.05)
+        assert again.status_code == 200 and again.content == BY_NUMBER[3].data()
+
+        # Read one of the held downloads to its end: exact bytes; slot back afterwards.
+        assert b"".join(streams[1].iter_bytes()) == big
+    # Every stream closed: all slots free again, here and in the other process.
+    deadline = time.monotonic() + 5
+    while httpx.get(f"{second_process}/{value_path(3)}",
+                    headers=api.headers("alice")).status_code == 429:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    rows = audit_rows(settings, actor="alice", since_id=before, wait_for=6)
+    outcomes = [(r["product_id"], r["outcome"]) for r in rows]
+    assert outcomes.count((pid(1), "quota_exceeded")) == 2
+    assert outcomes.count((pid(BIG), "completed")) == 1
+    aborted = [r for r in rows if r["outcome"] == "aborted"]
+    assert len(aborted) == MAX_PARALLEL - 1
+    assert all(0 <= r["bytes_sent"] < BIG_SIZE for r in aborted)
