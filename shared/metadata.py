@@ -64,6 +64,8 @@ class ProductMetadata:
     # A dict keeps the interface simple for callers; not part of the hash.
     attributes: dict[str, AttributeValue] = field(hash=False)
     data_objects: tuple[DataObject, ...] = ()
+    # Files the manifest points to without a checksum (support/*.xsd): part of the product.
+    references: tuple[str, ...] = ()
 
 
 def _local(tag: object) -> str:
@@ -196,6 +198,19 @@ def _data_objects(root: Element) -> tuple[DataObject, ...]:
     return tuple(objects)
 
 
+def _references(root: Element, data: tuple[DataObject, ...]) -> tuple[str, ...]:
+    listed = {obj.href for obj in data}
+    found: list[str] = []
+    for element in (e for e in root.iter() if _local(e.tag) == "metadataReference"):
+        raw = (element.get("href") or "").strip()
+        if not raw or "://" in raw:
+            continue  # a reference to something outside the product
+        href = _href(raw)
+        if href not in listed and href not in found:
+            found.append(href)
+    return tuple(found)
+
+
 def from_manifest(xml: bytes, name: ProductName) -> ProductMetadata:
     """Metadata of a SAFE product from the bytes of its `manifest.safe`."""
     try:
@@ -234,12 +249,14 @@ def from_manifest(xml: bytes, name: ProductName) -> ProductMetadata:
         except ValueError:
             raise _invalid(f"instrumentConfigurationId {config!r} is not an integer") from None
 
+    data_objects = _data_objects(root)
     return ProductMetadata(
         validity_start=start,
         validity_stop=stop,
         generation=generation,
         attributes=attributes,
-        data_objects=_data_objects(root),
+        data_objects=data_objects,
+        references=_references(root, data_objects),
     )
 
 

@@ -99,7 +99,7 @@ def inspect_folder(s3: Any, scanner: ClamdScanner, arrival: Arrival, name: Produ
     manifest_digest = _fetch_checked(s3, scanner, arrival.bucket, manifest_key, limits, manifest)
     xml = manifest.read_bytes()
     meta = _metadata(lambda: metadata.from_manifest(xml, name))
-    missing = [obj.href for obj in meta.data_objects if prefix + obj.href not in present]
+    missing = [href for href in _required(meta) if prefix + href not in present]
     if missing:
         raise Incomplete(missing)
     for obj in meta.data_objects:
@@ -123,6 +123,11 @@ def inspect_folder(s3: Any, scanner: ClamdScanner, arrival: Arrival, name: Produ
                           size=total)
     return Inspected(name, "safe-folder", checksums.md5, checksums, meta,
                      tuple(sorted(present)))
+
+
+def _required(meta: ProductMetadata) -> list[str]:
+    """Every file the manifest names: its data objects and the files it references."""
+    return [obj.href for obj in meta.data_objects] + list(meta.references)
 
 
 def _fetch_checked(s3: Any, scanner: ClamdScanner, bucket: str, key: str, limits: Limits,
@@ -173,10 +178,10 @@ def _safe_archive(path: Path, name: ProductName, limits: Limits) -> tuple[str, P
         raise Refused(RejectReason.SAFE_INCOMPLETE, f"no {MANIFEST} in the archive")
     xml = b"".join(_member_chunks(path, kind, manifest_name, limits))
     meta = _metadata(lambda: metadata.from_manifest(xml, name))
-    missing = [obj.href for obj in meta.data_objects if f"{root}/{obj.href}" not in members]
+    missing = [href for href in _required(meta) if f"{root}/{href}" not in members]
     if missing:
         raise Refused(RejectReason.SAFE_INCOMPLETE,
-                      f"{len(missing)} data object(s) of the manifest missing: "
+                      f"{len(missing)} file(s) of the manifest missing: "
                       + ", ".join(missing[:10]))
     for obj in meta.data_objects:
         md5 = hashlib.md5(usedforsecurity=False)

@@ -106,9 +106,15 @@ def test_safe_folder_waits_for_its_data_whatever_arrives_first(rt: Runtime,
     manifest = inbox.put(f"{CAL}/manifest.safe", files["manifest.safe"])
     assert ingest(rt, manifest, "ev-1").outcome is Outcome.PENDING
     [pending] = rows(rt, "SELECT * FROM pending_folders")
-    assert pending["missing"] == ["data/s1a-aux-cal.xml"]
-    rest = [inbox.put(f"{CAL}/{p}", b) for p, b in files.items() if p != "manifest.safe"]
-    assert ingest(rt, rest[-1], "ev-2").outcome is Outcome.INGESTED
+    assert pending["missing"] == ["data/s1a-aux-cal.xml", "support/s1-aux-cal.xsd",
+                                  "support/s1-object-types.xsd"]
+    data = inbox.put(f"{CAL}/data/s1a-aux-cal.xml", files["data/s1a-aux-cal.xml"])
+    # The schemas the manifest references are part of the product: still waiting.
+    assert ingest(rt, data, "ev-2").outcome is Outcome.PENDING
+    rest = [inbox.put(f"{CAL}/{p}", b) for p, b in files.items() if p.startswith("support/")]
+    assert ingest(rt, rest[-1], "ev-3").outcome is Outcome.INGESTED
+    [product] = rows(rt, "SELECT archive_key FROM products")
+    assert len(inbox.keys(rt.settings.archive_bucket)) == len(files)
 
 
 def test_zipped_safe_and_then_its_folder_are_the_same_product(rt: Runtime,

@@ -92,6 +92,8 @@ def test_s1a_ipf_manifests(folder):
             "instrumentConfigurationId": 6,
         },
         data_objects=(data,),
+        references=(f"support/s1-aux-{product_type[-3:].lower()}.xsd",
+                    "support/s1-object-types.xsd"),
     )
 
 
@@ -127,6 +129,7 @@ def test_aux_ice():
                 "385749bf6806efc4cd4ae7b2f95e240e",
             ),
         ),
+        references=("support/s1-aux-ice.xsd", "support/s1-object-types.xsd"),
     )
 
 
@@ -144,6 +147,7 @@ def test_aux_wnd():
             "instrumentConfigurationId": 1,
         },
         data_objects=(DataObject("data/D1D04220000042312001", 12450408, "87402a1d5f7c183d8978a58d34c09cec"),),
+        references=("support/s1-aux-wnd.xsd", "support/s1-object-types.xsd"),
     )
 
 
@@ -168,6 +172,7 @@ def test_aux_wav_old_safe_namespace():
                 "22e35792b758a390b0e9854e8c81acf7",
             ),
         ),
+        references=("support/s1-aux-wav.xsd", "support/s1-object-types.xsd"),
     )
 
 
@@ -449,3 +454,13 @@ def test_from_name_for_products_without_readable_metadata():
     # Same attributes as the EOF header gives, where the name carries them.
     header = eof("S1A_OPER_MPL_ORBPRE_20171208T200309_20171215T200309_0001.EOF").attributes
     assert from_name(name).attributes.items() <= header.items()
+
+
+def test_manifest_references_are_part_of_the_product() -> None:
+    name = "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"
+    xml = (SAMPLES / name / "manifest.safe").read_bytes()
+    meta = from_manifest(xml, parse(name))
+    assert meta.references == ("support/s1-aux-cal.xsd", "support/s1-object-types.xsd")
+    on_disk = {str(p.relative_to(SAMPLES / name)) for p in (SAMPLES / name).rglob("*")
+               if p.is_file()}
+    assert {o.href for o in meta.data_objects} | set(meta.references) | {"manifest.safe"} == on_disk

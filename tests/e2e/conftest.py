@@ -1,0 +1,89 @@
+"""The whole local pipeline: the session's servers plus the event router and every function
+as their own processes, exactly as `make up` runs them. Files enter the way producers send
+them, as objects PUT into the inbox bucket; RGW's notification starts everything else.
+
+The router and functions are stopped after this package's tests, so later tests own the
+inbox (and the adapter's port) again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from cloudevents.http import CloudEvent
+
+from events import bindings
+from shared.settings import Settings
+from shared.stack import processes
+from shared.stack import up as stack_up
+from shared.stack.layout import FUNCTIONS
+
+GRACE_S = 2.0  # SAFE folders incomplete this long are quarantined at the next sweep
+
+
+@pytest.fixture(scope="package")
+def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up.StackInfo]:
+    os.environ["AUXIP_SAFE_FOLDER_GRACE_S"] = str(GRACE_S)
+    try:
+        info = stack_up.up(settings)
+    except Exception as error:
+        pytest.fail(f"the pipeline did not start: {error}", pytrace=False)
+    stack_up.wait_for_notifications(info)
+    yield info
+    for name in ("router", *FUNCTIONS):
+        processes.stop(info.settings.state_dir, name)
+    os.environ.pop("AUXIP_SAFE_FOLDER_GRACE_S", None)
+
+
+@pytest.fixture
+def fresh(pipeline: stack_up.StackInfo, clean_buckets: None, clean_catalogue: None) -> stack_up.StackInfo:
+    return pipeline
+
+
+def query(settings: Settings, sql: str, *params: object) -> list[dict]:
+    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout_s: float = 90.0,
+               report: Callable[[], Any] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}: {report() if report else ''}")
+
+
+def ping(info: stack_up.StackInfo, service: str) -> None:
+    """What a PingSource does: a dev.knative.sources.ping event to the service."""
+    event = CloudEvent({"type": "dev.knative.sources.ping",
+                        "source": f"/apis/v1/namespaces/auxip/pingsources/{service}-sweep"},
+                       {"sweep": True})
+    headers, body = bindings.to_http_binary(event)
+    answer = httpx.post(info.layout.function_url(service) + "/", headers=headers,
+                        content=body, timeout=60)
+    assert answer.status_code < 300, answer.text
+
+
+def notify_again(info: stack_up.StackInfo, bucket: str, keys: list[tuple[str, int, str]]) -> None:
+    """Deliver the storage notification of each object once more, as an at-least-once
+    storage does (same object, same ETag and sequencer)."""
+    records = [{"eventVersion": "2.2", "eventSource": "ceph:s3", "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-11-24T10:00:00.000Z",
+                "s3": {"bucket": {"name": bucket},
+                       "object": {"key": key, "size": size, "eTag": etag}}}
+               for key, size, etag in keys]
+    answer = httpx.post(info.layout.function_url("inbox-adapter") + "/",
+                        content=json.dumps({"Records": records}), timeout=60,
+                        headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
