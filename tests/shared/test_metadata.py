@@ -129,7 +129,7 @@ def test_aux_ice():
                 "385749bf6806efc4cd4ae7b2f95e240e",
             ),
         ),
-        references=("support/s1-aux-ice.xsd", "support/s1-object-types.xsd"),
+        references=("support/s1-aux-ice.xsd",),
     )
 
 
@@ -147,7 +147,7 @@ def test_aux_wnd():
             "instrumentConfigurationId": 1,
         },
         data_objects=(DataObject("data/D1D04220000042312001", 12450408, "87402a1d5f7c183d8978a58d34c09cec"),),
-        references=("support/s1-aux-wnd.xsd", "support/s1-object-types.xsd"),
+        references=("support/s1-aux-wnd.xsd",),
     )
 
 
