@@ -1,0 +1,43 @@
+"""Events the broker gave up delivering (its deadLetterSink), kept for operators."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import psycopg
+from cloudevents.http import CloudEvent
+
+from events.bindings import to_json
+
+# Extensions Knative adds to a dead-lettered event.
+DESTINATION = "knativeerrordest"
+CODE = "knativeerrorcode"
+DATA = "knativeerrordata"
+
+
+def record(conn: psycopg.Connection, event: CloudEvent) -> bool:
+    """Keep the event once per (event id, subscriber) until it is replayed."""
+    subscriber = event.get(DESTINATION)
+    error = _describe(event.get(CODE), event.get(DATA))
+    row = conn.execute(
+        "INSERT INTO dead_letters (event_id, type, subject, event, subscriber, error)"
+        " SELECT %s, %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM dead_letters"
+        "  WHERE event_id = %s AND subscriber IS NOT DISTINCT FROM %s AND replayed_at IS NULL)"
+        " RETURNING id",
+        (event["id"], event["type"], event.get("subject"), json.dumps(to_json(event)),
+         subscriber, error, event["id"], subscriber),
+    ).fetchone()
+    return row is not None
+
+
+def _describe(code: str | None, data: str | None) -> str | None:
+    if code is None and data is None:
+        return None
+    text = ""
+    if data:
+        try:
+            text = base64.b64decode(data).decode("utf-8", "replace")
+        except ValueError:
+            text = data
+    return f"HTTP {code}: {text}".strip() if code else text

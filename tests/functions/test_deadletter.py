@@ -1,0 +1,35 @@
+"""deadletter: a failed delivery is recorded once, with Knative's error extensions."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from events import bindings, envelope, types
+from events.files import FileArrived
+from shared.settings import Settings
+from tests.functions.conftest import client
+
+
+@pytest.mark.usefixtures("function_env")
+def test_dead_letter_is_recorded_once_with_its_error(settings: Settings) -> None:
+    event = envelope.build(types.FILE_ARRIVED,
+                           FileArrived(bucket="b", key="k.EOF", size=1, arrived_at=datetime.now(UTC)),
+                           source="/test", subject="k.EOF",
+                           extensions={"knativeerrordest": "http://ingest.auxip.svc/",
+                                       "knativeerrorcode": "500",
+                                       "knativeerrordata": base64.b64encode(b"boom").decode()})
+    headers, body = bindings.to_http_binary(event)
+    sink = client("deadletter", "cloudevent")
+    for _ in range(2):
+        assert sink.post("/", data=body, headers=headers).status_code == 200
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute("SELECT event_id, type, subject, subscriber, error, event"
+                            " FROM dead_letters").fetchall()
+    [(event_id, kind, subject, subscriber, error, stored)] = rows
+    assert (event_id, kind, subject) == (event["id"], types.FILE_ARRIVED, "k.EOF")
+    assert subscriber == "http://ingest.auxip.svc/" and error == "HTTP 500: boom"
+    assert envelope.data_of(bindings.from_json(stored)).key == "k.EOF"
