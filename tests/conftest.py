@@ -48,9 +48,6 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "stack_late: runs after the other tests (waits on a slow first event)"
-    )
-    config.addinivalue_line(
         "markers", "stack_teardown: stops the session's stack; runs after every other test"
     )
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -58,14 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # A test that takes the stack down must come after every test that needs it; one that
-    # waits for RGW's first notification queue scan (~31 s after start) waits less there.
-    def rank(item: pytest.Item) -> int:
-        if item.get_closest_marker("stack_teardown"):
-            return 2
-        return 1 if item.get_closest_marker("stack_late") else 0
-
-    items.sort(key=rank)
+    # A test that takes the stack down must come after every test that needs it.
+    items.sort(key=lambda item: item.get_closest_marker("stack_teardown") is not None)
 
 
 def planned_settings() -> Settings:

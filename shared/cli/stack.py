@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import time
 
 import typer
 from rich.console import Console
@@ -26,9 +25,6 @@ def up(
     services_only: bool = typer.Option(
         False, "--services-only", help="PostgreSQL, clamd and S3 only: no router, no functions"
     ),
-    wait: bool = typer.Option(
-        False, "--wait", help="return only once S3 inbox notifications flow (<= 31 s)"
-    ),
 ) -> None:
     """Start the local stack in the background (what runs already is kept)."""
     try:
@@ -42,13 +38,6 @@ def up(
                       "started" if service.started else "kept")
     console.print(table)
     console.print(f"PostgreSQL ({info.database}): {info.settings.database_url}", highlight=False)
-    delay = info.notifications_from - time.time()
-    if wait and delay > 0:
-        console.print(f"waiting {delay:.0f} s for RGW's first notification queue scan")
-        stack.wait_for_notifications(info)
-    elif delay > 0:
-        console.print(f"S3 inbox notifications flow in {delay:.0f} s (RGW's first queue scan);"
-                      " objects put before are delivered then", highlight=False)
     console.print(f"ready in {info.seconds:.1f} s; `eval \"$(auxip env)\"` points a shell at it",
                   highlight=False)
 

@@ -11,10 +11,12 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,9 @@ from shared.stack import processes
 DAEMONS: tuple[str, ...] = ("ceph-mon", "ceph-osd", "radosgw")
 DEFAULT_MEMSTORE_BYTES = 2 * 1024**3
 _RGW_NAME = "client.rgw.auxip"
-# RGW 16 scans for persistent notification queues every 30 s (+ jitter), the first scan
-# 30 s after it starts; a topic's events wait for the scan that finds its queue.
-QUEUE_SCAN_S = 31.0
+# radosgw sometimes needs 4-5 s to join its threads on SIGTERM; the cluster is rebuilt
+# from nothing at the next start, so a clean shutdown saves nothing worth waiting for.
+STOP_TIMEOUT_S = 1.0
 
 
 class CephError(RuntimeError):
@@ -125,6 +127,8 @@ def start(state: Path, mon_port: int, rgw_port: int, memstore_bytes: int) -> boo
     if running(state):
         return False
     stop(state)  # a partial cluster: its memory store is gone or about to be
+    processes.require_free_port(mon_port, "ceph-mon")
+    processes.require_free_port(rgw_port, "radosgw")
     root = folder(state)
     shutil.rmtree(root, ignore_errors=True)
     for sub in ("run", "log", "mon.a", "osd.0", "rgw"):
@@ -140,17 +144,20 @@ def start(state: Path, mon_port: int, rgw_port: int, memstore_bytes: int) -> boo
     _run(["ceph-mon", "-c", conf, "--mkfs", "-i", "a", "--monmap", str(root / "monmap"),
           "--keyring", str(root / "keyring")], root)
     # -f: stay in the foreground so the pid we track is the daemon's own.
-    processes.start(state, "ceph-mon", ["ceph-mon", "-f", "-c", conf, "-i", "a"], cwd=root)
+    processes.start(state, "ceph-mon", ["ceph-mon", "-f", "-c", conf, "-i", "a"], cwd=root,
+                    stop_timeout=STOP_TIMEOUT_S)
     _wait_port(mon_port, 15.0, state, "ceph-mon")
 
     osd_uuid = str(uuid.uuid4())
     osd_id = _ceph(root, "osd", "new", osd_uuid).strip()
     _run(["ceph-osd", "-c", conf, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid], root)
     # The OSD adds itself to the CRUSH map at start (osd crush update on start).
-    processes.start(state, "ceph-osd", ["ceph-osd", "-f", "-c", conf, "-i", osd_id], cwd=root)
+    processes.start(state, "ceph-osd", ["ceph-osd", "-f", "-c", conf, "-i", osd_id], cwd=root,
+                    stop_timeout=STOP_TIMEOUT_S)
     _wait_osd_up(root, state)
 
-    processes.start(state, "radosgw", ["radosgw", "-f", "-c", conf, "-n", _RGW_NAME], cwd=root)
+    processes.start(state, "radosgw", ["radosgw", "-f", "-c", conf, "-n", _RGW_NAME], cwd=root,
+                    stop_timeout=STOP_TIMEOUT_S)
     _wait_http(f"http://127.0.0.1:{rgw_port}/", 60.0, state, "radosgw")
     return True
 
@@ -183,44 +190,95 @@ def _sns(settings: Settings) -> Any:
     )
 
 
-def ensure_notification(settings: Settings, s3: Any, bucket: str, push_endpoint: str) -> bool:
-    """`s3:ObjectCreated:*` of `bucket` POSTed to `push_endpoint`; True when the topic is new.
+def _topic(sns: Any, name: str) -> tuple[str | None, dict]:
+    """(ARN, endpoint description) of the topic `name`, (None, {}) when there is none."""
+    for item in sns.list_topics().get("Topics", []):
+        arn = item["TopicArn"]
+        if arn.rsplit(":", 1)[-1] == name:
+            attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+            return arn, json.loads(attributes.get("EndPoint") or "{}")
+    return None, {}
 
-    The topic is persistent: RGW queues each event in RADOS and retries delivery until the
-    endpoint answers 2xx, so a PUT never waits for (or fails with) a slow or absent
-    endpoint. The price: RGW 16 reads its list of queues 30 s after it starts and every 30 s
-    after, so events queued before that are delivered then (see `notifications_from`).
+
+def _notify(s3: Any, bucket: str, topic: str, arn: str) -> None:
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={"TopicConfigurations": [
+            {"Id": topic, "TopicArn": arn, "Events": ["s3:ObjectCreated:*"]}
+        ]},
+    )
+
+
+def ensure_notification(settings: Settings, s3: Any, bucket: str, push_endpoint: str) -> bool:
+    """`s3:ObjectCreated:*` of `bucket` POSTed to `push_endpoint`; True when (re)configured.
+
+    Synchronous delivery: RGW POSTs the S3 record while it answers the PUT, so an event
+    reaches the inbox adapter at once; an adapter that is down loses it (the PUT still
+    succeeds). RGW 16.2 accepts `persistent=true`, which would queue and retry, but there
+    it does not serve: the queue is first read 30 s after the gateway starts, and after a
+    failed delivery a push stayed pending (pubsub_push_pending=1) for the 3+ minutes
+    watched, the queue delivering nothing meanwhile.
     """
     sns = _sns(settings)
     topic = f"{bucket}-created"
-    arn = None
-    for item in sns.list_topics().get("Topics", []):
-        if item["TopicArn"].rsplit(":", 1)[-1] == topic:
-            arn = item["TopicArn"]
-    created = arn is None
-    if arn is not None:
-        attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
-        endpoint = json.loads(attributes.get("EndPoint", "{}"))
-        if (endpoint.get("EndpointAddress") != push_endpoint
-                or endpoint.get("Persistent") != "true"):
-            arn = None
-    if arn is None:
-        arn = sns.create_topic(
-            Name=topic, Attributes={"push-endpoint": push_endpoint, "persistent": "true"}
-        )["TopicArn"]
-    wanted = {"Id": topic, "TopicArn": arn, "Events": ["s3:ObjectCreated:*"]}
+    arn, endpoint = _topic(sns, topic)
     current = s3.get_bucket_notification_configuration(Bucket=bucket)
-    if current.get("TopicConfigurations") != [wanted]:
-        s3.put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration={"TopicConfigurations": [wanted]}
-        )
-    return created
+    wanted = {"Id": topic, "TopicArn": arn, "Events": ["s3:ObjectCreated:*"]}
+    if (arn is not None and endpoint.get("EndpointAddress") == push_endpoint
+            and endpoint.get("Persistent") != "true"
+            and current.get("TopicConfigurations") == [wanted]):
+        return False
+    arn = sns.create_topic(Name=topic, Attributes={"push-endpoint": push_endpoint})["TopicArn"]
+    # The bucket keeps a copy of the topic as it was when the notification was put: a
+    # changed endpoint takes effect only once the notification is put again.
+    _notify(s3, bucket, topic, arn)
+    return True
 
 
-def notifications_from(state: Path) -> float | None:
-    """Epoch time from which queued notifications flow (the gateway's first queue scan)."""
-    gateway = processes.read(state, "radosgw")
-    return gateway.order + QUEUE_SCAN_S if gateway is not None else None
+class _Primer(BaseHTTPRequestHandler):
+    received = threading.Event()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.end_headers()
+        type(self).received.set()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def prime_notifications(settings: Settings, s3: Any, bucket: str, push_endpoint: str) -> None:
+    """ensure_notification, on a fresh gateway whose first push must succeed.
+
+    Measured on RGW 16.2.15: when a gateway's very first push fails (endpoint down), that
+    push stays pending for minutes (~220 s) and so do the next ones, each PUT to the bucket
+    waiting with them, even once the endpoint is up; after one successful push, failures
+    are quick and counted, and later pushes work. So before the real endpoint is set, one
+    event goes to a listener of our own.
+    """
+    handler = type("Primer", (_Primer,), {"received": threading.Event()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    sns = _sns(settings)
+    # The real topic and notification id, pointed at our listener first: RGW 16 merges
+    # notification configurations, so a separate priming one could not be removed.
+    topic = f"{bucket}-created"
+    try:
+        arn = sns.create_topic(
+            Name=topic, Attributes={"push-endpoint": f"http://127.0.0.1:{server.server_port}/"}
+        )["TopicArn"]
+        _notify(s3, bucket, topic, arn)
+        s3.put_object(Bucket=bucket, Key=".auxip-prime", Body=b"")
+        if not handler.received.wait(10.0):
+            raise CephError("RGW did not deliver the priming notification")
+        s3.delete_object(Bucket=bucket, Key=".auxip-prime")
+        ensure_notification(settings, s3, bucket, push_endpoint)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _wait_port(port: int, timeout: float, state: Path, name: str) -> None:

@@ -161,6 +161,7 @@ def server_url(database_url: str, state: Path, workdir: Path, port: int) -> tupl
         return database_url, "configured"
     if _start_system_cluster(database_url):
         return database_url, "system"
+    processes.require_free_port(port, NAME)
     _start_private(state, workdir, port)
     _wait(mine, 30.0, state)
     return mine, "private"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -41,17 +42,23 @@ def _pid_file(state: Path, name: str) -> Path:
     return run_dir(state) / f"{name}.json"
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Start time of `pid` (field 22 of /proc/pid/stat); None when gone or a zombie."""
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in ticks since boot) of `pid`; None when there is none."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     fields = raw[raw.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
+    return fields[0], int(fields[19])
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of a live `pid` (field 22 of /proc/pid/stat); None when gone or a zombie."""
+    stat = _stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):
         return None
-    return int(fields[19])
+    return stat[1]
 
 
 def _reap(pid: int) -> None:
@@ -187,8 +194,17 @@ def _gone(proc: Tracked) -> bool:
     return not _alive(proc) and not _group_members(proc.pid)
 
 
+def _owned(proc: Tracked) -> bool:
+    """Whether `proc`'s process group is still ours to signal: its leader runs (or is a
+    zombie) with the recorded start time, or its pid is free, so a group with that id can
+    only hold the leader's orphans (Linux never hands out a pid that is a live group id)."""
+    stat = _stat(proc.pid)
+    return stat is None or stat[1] == proc.started
+
+
 def stop_many(procs: Sequence[Tracked]) -> None:
     """Signal all of `procs` at once, wait for each up to its timeout, then SIGKILL its group."""
+    procs = [proc for proc in procs if _owned(proc)]  # never a recycled pid's group
     for proc in procs:
         if _alive(proc):
             _signal_group(proc, proc.stop_signal)
@@ -232,3 +248,20 @@ def stop_all(state: Path, waves: Sequence[Sequence[str]] = ()) -> list[str]:
     for proc in procs:
         _pid_file(state, proc.name).unlink(missing_ok=True)
     return running
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Something accepts connections on host:port."""
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def require_free_port(port: int, name: str) -> None:
+    """Before starting `name`: a port taken by someone else (another stack, a stale daemon)
+    would make the readiness check succeed against the wrong server."""
+    if port_open(port):
+        raise RuntimeError(
+            f"cannot start {name}: port {port} is already in use by a process this stack does"
+            " not track (another stack on the same AUXIP_PORT_BASE? `ss -ltnp` tells)"
+        )

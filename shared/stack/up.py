@@ -52,7 +52,6 @@ class StackInfo:
     database: str  # how PostgreSQL is served: configured | system | private
     services: list[Service] = field(default_factory=list)
     seconds: float = 0.0
-    notifications_from: float = 0.0  # epoch: inbox events queued before are delivered then
 
     def pids(self) -> dict[str, int]:
         return {s.name: s.pid for s in self.services if s.pid is not None}
@@ -234,6 +233,8 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     s = stack_settings(settings.model_copy(update={"database_url": url}))
 
     was = processes.is_alive(state, CLAMD)
+    if not was:
+        processes.require_free_port(layout.clamd_port, CLAMD)
     clamav_user = clamav.CLAMAV_USER if os.geteuid() == 0 else None
     conf = clamav.write_config(service_dir(state, "clamav", clamav_user), layout.clamd_port)
     processes.start(state, CLAMD, clamav.clamd_argv(conf), stop_timeout=5.0)
@@ -248,12 +249,13 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     s3 = storage.client(s)
     for bucket in (s.inbox_bucket, s.archive_bucket, s.quarantine_bucket):
         storage.ensure_bucket(s3, bucket)
-    if fresh:
-        # The first write creates the data pool (~2 s on a default cluster): pay it here.
-        storage.put_bytes(s3, s.archive_bucket, ".warm-up", b"")
-        storage.delete(s3, s.archive_bucket, ".warm-up")
     endpoint = layout.function_url("inbox-adapter") + "/"
-    ceph.ensure_notification(s, s3, s.inbox_bucket, endpoint)
+    if fresh:
+        # Its object is also the first write, which creates the data pool (~2 s on a
+        # default cluster): paid here rather than by the first upload.
+        ceph.prime_notifications(s, s3, s.inbox_bucket, endpoint)
+    else:
+        ceph.ensure_notification(s, s3, s.inbox_bucket, endpoint)
     for name in ceph.DAEMONS:
         track(name, not fresh, layout.s3_endpoint if name == "radosgw" else "")
 
@@ -261,6 +263,8 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
         environment = _process_env(s)
         if has_router():
             was = processes.is_alive(state, ROUTER)
+            if not was:
+                processes.require_free_port(layout.router_port, ROUTER)
             processes.start(state, ROUTER, [_bin("python"), "-m", "shared.router"],
                             env=environment, cwd=REPO, stop_timeout=5.0)
             _wait_http(layout.router_url + "/", 30.0, state, ROUTER)
@@ -268,6 +272,8 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
         started: list[tuple[str, bool]] = []
         for service in function_folders():
             was = processes.is_alive(state, service)
+            if not was:
+                processes.require_free_port(layout.function_port(service), service)
             argv = [
                 _bin("functions-framework"),
                 "--source", str(REPO / "functions" / folder_of(service) / "main.py"),
@@ -282,13 +288,7 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
             _wait_http(layout.function_url(service) + "/", 60.0, state, service)
             track(service, was, layout.function_url(service))
 
-    return StackInfo(s, layout, how, services, time.monotonic() - began,
-                     ceph.notifications_from(state) or time.time())
-
-
-def wait_for_notifications(info: StackInfo) -> None:
-    """Sleep until RGW delivers inbox notifications (up to ~31 s after a fresh start)."""
-    time.sleep(max(0.0, info.notifications_from - time.time()))
+    return StackInfo(s, layout, how, services, time.monotonic() - began)
 
 
 def down(settings: Settings) -> list[str]:

@@ -30,6 +30,57 @@ REPO = Path(__file__).resolve().parents[2]
 MiB = 1024**2
 
 
+# --- background processes -------------------------------------------------------------------
+
+
+def test_stop_reaches_the_whole_process_group(tmp_path: Path) -> None:
+    pid = processes.start(tmp_path, "tree", ["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    assert processes.start(tmp_path, "tree", ["sh", "-c", "exit 1"]) == pid  # kept
+    deadline = time.monotonic() + 5
+    while len(_group(pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    members = _group(pid)
+    assert len(members) == 3  # the shell and its two sleeps
+    assert processes.stop(tmp_path, "tree") is True
+    assert not [m for m in members if _running(m)]
+    assert processes.tracked(tmp_path) == []
+    assert "start sh -c" in processes.log_path(tmp_path, "tree").read_text()
+
+
+def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    pid = processes.start(tmp_path, "stubborn", ["sh", "-c", "trap '' TERM; sleep 60 & wait"],
+                          stop_timeout=0.3)
+    time.sleep(0.1)
+    began = time.monotonic()
+    processes.stop_all(tmp_path)
+    assert time.monotonic() - began < 3
+    assert not _running(pid) and not _group(pid)
+
+
+def test_a_recycled_pid_is_not_ours(tmp_path: Path) -> None:
+    processes.start(tmp_path, "short", ["true"])
+    time.sleep(0.2)
+    assert not processes.is_alive(tmp_path, "short")
+    record = tmp_path / "run" / "short.json"
+    forged = json.loads(record.read_text()) | {"pid": os.getpid(), "started": 1}
+    record.write_text(json.dumps(forged))  # our own pid, another start time
+    assert not processes.is_alive(tmp_path, "short")
+    assert processes.stop(tmp_path, "short") is False  # and it is not signalled
+
+
+def _group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                found.append(int(entry.name))
+    return found
+
+
 # --- catalogue ------------------------------------------------------------------------------
 
 
@@ -127,41 +178,50 @@ class _Notifications(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def inbox_adapter_stand_in(stack: StackInfo) -> Iterator[type[_Notifications]]:
-    """An HTTP server where the inbox notification points: the inbox-adapter's port."""
+def inbox_adapter_port(stack: StackInfo) -> Iterator[int]:
+    """The inbox-adapter's port, where the notification points, free for a stand-in.
+
+    When an end-to-end fixture runs the real inbox-adapter, it steps aside meanwhile."""
+    adapter_ran = processes.stop(stack.settings.state_dir, "inbox-adapter")
+    yield stack.layout.function_port("inbox-adapter")
+    if adapter_ran:
+        stack_up.up(stack.settings)
+
+
+def test_inbox_put_is_notified(stack: StackInfo, s3: Any, inbox_adapter_port: int) -> None:
+    inbox = stack.settings.inbox_bucket
+    # An event the adapter misses (it is down) must not hold up later ones: when a fresh
+    # RGW 16's very first push fails, pushes (and the PUTs waiting on them) stall for
+    # minutes, which `up` prevents by priming it.
+    began = time.monotonic()
+    storage.put_bytes(s3, inbox, f"missed/{time.time_ns()}", b"x")
     handler = type("Received", (_Notifications,), {"received": []})
-    port = stack.layout.function_port("inbox-adapter")
-    server = ThreadingHTTPServer((stack.layout.host, port), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
-    thread.start()
-    yield handler
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.mark.stack_late
-def test_inbox_put_is_notified(stack: StackInfo, s3: Any,
-                               inbox_adapter_stand_in: type[_Notifications]) -> None:
+    server = ThreadingHTTPServer((stack.layout.host, inbox_adapter_port), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
     key = f"notified/{time.time_ns()} S1A x+y.EOF"
-    storage.put_bytes(s3, stack.settings.inbox_bucket, key, b"<Earth_Explorer_File/>")
-    # RGW delivers a persistent queue's events from its first queue scan on.
-    deadline = max(stack.notifications_from, time.time()) + 15
-    record = None
-    while record is None and time.time() < deadline:
-        for body in list(inbox_adapter_stand_in.received):
-            for item in body.get("Records", []):
-                # RGW sends the key as is, MinIO URL-escaped.
-                got = item["s3"]["object"]["key"]
-                if key in (got, urllib.parse.unquote_plus(got)):
-                    record = item
-        time.sleep(0.05)
+    try:
+        storage.put_bytes(s3, inbox, key, b"<Earth_Explorer_File/>")
+        deadline = time.time() + 10  # synchronous: it is there when the PUT returns
+        record = None
+        while record is None and time.time() < deadline:
+            for body in list(handler.received):
+                for item in body.get("Records", []):
+                    # RGW sends the key as is, MinIO URL-escaped.
+                    got = item["s3"]["object"]["key"]
+                    if key in (got, urllib.parse.unquote_plus(got)):
+                        record = item
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+        server.server_close()
     assert record is not None, (
-        f"no notification for {key!r} within the deadline; got "
-        f"{inbox_adapter_stand_in.received!r}{ceph.tail(stack.settings.state_dir, 'radosgw')}"
+        f"no notification for {key!r}; got {handler.received!r}"
+        f"{ceph.tail(stack.settings.state_dir, 'radosgw')}"
     )
+    assert time.monotonic() - began < 5, "the PUTs waited on a stalled notification push"
     assert record["eventName"].endswith("ObjectCreated:Put")
-    assert record["s3"]["bucket"]["name"] == stack.settings.inbox_bucket
+    assert record["s3"]["bucket"]["name"] == inbox
     assert record["s3"]["object"]["size"] == len(b"<Earth_Explorer_File/>")
 
 
