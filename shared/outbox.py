@@ -54,18 +54,17 @@ def event_from_row(row: dict) -> CloudEvent:
     return CloudEvent(attributes, row["data"])
 
 
-def send(pool: ConnectionPool, broker_url: str | None, event_ids: Iterable[str]) -> int:
-    """Send the journalled events `event_ids` (after their commit); returns how many went."""
+def send(conn: psycopg.Connection, broker_url: str | None, event_ids: Iterable[str]) -> int:
+    """Send the journalled events `event_ids` (after their commit) over the caller's own
+    connection, so a step never needs a second one from the pool; returns how many went."""
     ids = list(event_ids)
     if not ids or not broker_url:
         return 0
-    with pool.connection() as conn:
-        conn.row_factory = dict_row
-        rows = conn.execute(
-            "SELECT * FROM event_journal WHERE id = ANY(%s) AND sent_at IS NULL"
-            " ORDER BY recorded_at", (ids,),
-        ).fetchall()
-    return _post_rows(pool, broker_url, rows)
+    rows = conn.cursor(row_factory=dict_row).execute(
+        "SELECT * FROM event_journal WHERE id = ANY(%s) AND sent_at IS NULL"
+        " ORDER BY recorded_at", (ids,),
+    ).fetchall()
+    return _post_rows_locked(conn, broker_url, rows)
 
 
 def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
@@ -74,9 +73,8 @@ def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: 
     if not broker_url:
         return 0
     with pool.connection() as conn, conn.transaction():
-        conn.row_factory = dict_row
         # SKIP LOCKED: several processes sweep at once; each row goes to one of them.
-        rows = conn.execute(
+        rows = conn.cursor(row_factory=dict_row).execute(
             "SELECT * FROM event_journal WHERE sent_at IS NULL"
             " AND recorded_at < clock_timestamp() - make_interval(secs => %s)"
             " ORDER BY recorded_at LIMIT %s FOR UPDATE SKIP LOCKED",
@@ -84,13 +82,6 @@ def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: 
         ).fetchall()
         sent = _post_rows_locked(conn, broker_url, rows)
     return sent
-
-
-def _post_rows(pool: ConnectionPool, broker_url: str, rows: list[dict]) -> int:
-    if not rows:
-        return 0
-    with pool.connection() as conn:
-        return _post_rows_locked(conn, broker_url, rows)
 
 
 def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> int:

@@ -72,17 +72,17 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
         source=f"{s.event_source}/package", subject=packaged.name,
         event_id=str(uuid.uuid5(_IDS, f"packaged:{row['id']}")),
     )
-    with rt.pool.connection() as conn, conn.transaction():
-        done = products.mark_packaged(
-            conn, row["id"], name=packaged.name, distribution_key=packaged.key,
-            content_type=packaged.content_type, content_length=packaged.checksums.size,
-            checksums=packaged.checksums.as_odata(now))
+    with rt.pool.connection() as conn:
+        with conn.transaction():
+            done = products.mark_packaged(
+                conn, row["id"], name=packaged.name, distribution_key=packaged.key,
+                content_type=packaged.content_type, content_length=packaged.checksums.size,
+                checksums=packaged.checksums.as_odata(now))
+            if done:
+                outbox.record(conn, event)
         if done:
-            outbox.record(conn, event)
-    if not done:
-        return None
-    outbox.send(rt.pool, s.broker_url, [event["id"]])
-    return event["id"]
+            outbox.send(conn, s.broker_url, [event["id"]])
+    return event["id"] if done else None
 
 
 def _arrived_name(row: dict) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from cloudevents.http import CloudEvent
+
 from events import envelope, types
 from events.products import ProductPackaged, ProductPublished
 from shared import outbox
@@ -40,22 +42,27 @@ def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
     now = datetime.now(UTC)
     evicts = eviction_date(packaged.product_type, now, retention_table(s.retention_days),
                            s.default_retention_days)
-    with rt.pool.connection() as conn, conn.transaction():
-        if not products.mark_published(conn, packaged.product_id, publication_date=now,
-                                       eviction_date=evicts):
-            return None
-        row = products.get(conn, packaged.product_id)
-        assert row is not None
-        event = envelope.build(
+    with rt.pool.connection() as conn:
+        with conn.transaction():
+            if not products.mark_published(conn, packaged.product_id, publication_date=now,
+                                           eviction_date=evicts):
+                return None
+            row = products.get(conn, packaged.product_id)
+            assert row is not None
+            event = _published_event(s.event_source, row, now, evicts)
+            outbox.record(conn, event)
+        outbox.send(conn, s.broker_url, [event["id"]])
+    return event["id"]
+
+
+def _published_event(source: str, row: dict, now: datetime, evicts: datetime) -> CloudEvent:
+    return envelope.build(
             types.PRODUCT_PUBLISHED,
             ProductPublished(
                 product_id=row["id"], name=row["name"], product_type=row["product_type"],
                 platform_serial=row["platform_serial"], content_length=row["content_length"],
                 content_start=row["content_start"], content_end=row["content_end"],
                 origin_date=row["origin_date"], publication_date=now, eviction_date=evicts),
-            source=f"{s.event_source}/publish", subject=row["name"],
+            source=f"{source}/publish", subject=row["name"],
             event_id=str(uuid.uuid5(_IDS, f"published:{row['id']}")),
         )
-        outbox.record(conn, event)
-    outbox.send(rt.pool, s.broker_url, [event["id"]])
-    return event["id"]

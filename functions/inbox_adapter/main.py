@@ -41,9 +41,10 @@ def handle(request: flask.Request) -> flask.Response:
         )
         for obj in created
     ]
-    with rt.pool.connection() as conn, conn.transaction():
-        fresh = [event["id"] for event in events if outbox.record(conn, event)]
-    outbox.send(rt.pool, rt.settings.broker_url, fresh)
+    with rt.pool.connection() as conn:
+        with conn.transaction():
+            fresh = [event["id"] for event in events if outbox.record(conn, event)]
+        outbox.send(conn, rt.settings.broker_url, fresh)
     return _answer(200, "accepted", f"{len(events)} object(s), {len(fresh)} new")
 
 

@@ -168,7 +168,7 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     _clear_inbox(rt, conn, arrival, inspected.objects)
     if not inserted:
         return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
-    outbox.send(rt.pool, s.broker_url, [event["id"]])
+    outbox.send(conn, s.broker_url, [event["id"]])
     return Result(Outcome.INGESTED, name.name, str(product_id), (event["id"],))
 
 
@@ -224,7 +224,7 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
     for key in keys:
         storage.delete(rt.s3, arrival.bucket, key)
     log.warning("rejected %s: %s (%s)", arrival.name, reason.value, detail)
-    outbox.send(rt.pool, s.broker_url, [event["id"]])
+    outbox.send(conn, s.broker_url, [event["id"]])
     return Result(Outcome.REJECTED, arrival.name, f"{reason.value}: {detail}", (event["id"],))
 
 

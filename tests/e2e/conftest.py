@@ -37,7 +37,6 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up
         info = stack_up.up(settings)
     except Exception as error:
         pytest.fail(f"the pipeline did not start: {error}", pytrace=False)
-    stack_up.wait_for_notifications(info)
     yield info
     for name in ("router", *FUNCTIONS):
         processes.stop(info.settings.state_dir, name)
