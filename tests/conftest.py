@@ -30,7 +30,7 @@ from shared.stack import up as stack_up
 REPO = Path(__file__).resolve().parents[1]
 PORT_BASE = int(os.environ.get("AUXIP_TEST_PORT_BASE", "18080"))
 STATE = REPO / ".local" / ("test-stack" if PORT_BASE == 18080 else f"test-stack-{PORT_BASE}")
-DATABASE = "auxip_test"
+DATABASE = "auxip_test" if PORT_BASE == 18080 else f"auxip_test_{PORT_BASE}"
 
 # The server of the configured catalogue, with the test database on it.
 _SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", Settings.model_fields["database_url"].default)
