@@ -9,6 +9,7 @@ service are dropped at the end.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ from shared.token_issuer.app import (
 from tests.prip import catalogue
 
 REPO = Path(__file__).resolve().parents[2]
+# A line per request of the in-process servers drowns the report of a failing test.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 USERS = ("alice:alice-pw:reader;bob:bob-pw:reader,subscriber;"
          "carol:carol-pw:reader,subscriber;ops:ops-pw:operator;sam:sam-pw:subscriber")
 MAX_PARALLEL = 3

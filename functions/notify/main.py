@@ -1,0 +1,45 @@
+"""notify: `product.published` (and `product.evicted`) -> a POST to every running
+Subscription that wants the product, retried, each attempt recorded (shared.notifications).
+Endpoints that keep failing are recorded `failed`; the event is not retried for them."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from functools import cache
+
+import functions_framework
+import httpx
+from cloudevents.http import CloudEvent
+
+from events import envelope, types
+from events.products import ProductEvicted, ProductPublished
+from shared import notifications
+from shared.catalogue.subscriptions import CREATED, DELETED
+from shared.runtime import current
+
+log = logging.getLogger("auxip.notify")
+
+
+@cache
+def _settings() -> notifications.NotifySettings:
+    return notifications.NotifySettings()
+
+
+@cache
+def _http() -> httpx.Client:
+    return notifications.client()
+
+
+@functions_framework.cloud_event
+def handle(event: CloudEvent) -> None:
+    if event["type"] == types.PRODUCT_EVICTED:
+        data: ProductPublished | ProductEvicted = envelope.data_of(event, ProductEvicted)
+        kind = DELETED
+    else:
+        data = envelope.data_of(event, ProductPublished)
+        kind = CREATED
+    done = notifications.notify(current().pool, _settings(), kind, data.product_id,
+                                http=_http())
+    outcomes = Counter(d.outcome for d in done)
+    log.info("%s %s: %s", kind, data.name, dict(outcomes) or "no subscription wants it")
