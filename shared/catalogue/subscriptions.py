@@ -94,3 +94,18 @@ def mark_notified(conn: psycopg.Connection, subscription_id: UUID, when: datetim
         " greatest(coalesce(last_notification_date, %s), %s) WHERE id = %s",
         (when, when, subscription_id),
     )
+
+
+def overview(conn: psycopg.Connection, *, owner: str | None = None,
+             status: str | None = None) -> list[dict]:
+    """Every subscription (for operators), with its delivered and failed attempt counts."""
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT s.*,"
+        " count(n.id) FILTER (WHERE n.status = 'delivered') AS delivered,"
+        " count(n.id) FILTER (WHERE n.status = 'failed') AS failed"
+        " FROM subscriptions s LEFT JOIN notifications n ON n.subscription_id = s.id"
+        " WHERE (%(owner)s::text IS NULL OR s.owner = %(owner)s)"
+        " AND (%(status)s::text IS NULL OR s.status = %(status)s)"
+        " GROUP BY s.id ORDER BY s.submission_date, s.id",
+        {"owner": owner, "status": status},
+    ).fetchall()

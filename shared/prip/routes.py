@@ -42,8 +42,6 @@ _JSON = "application/json"
 _KEYED = re.compile(r"(?i)(products|subscriptions)\((.*)\)(?:/(.*))?", re.DOTALL)
 _KEY = re.compile(r"(?i)\s*(?:id\s*=\s*)?(?:guid)?'?([^']*)'?\s*")
 
-Handler = Callable[[Service, Request], Response]
-
 
 def dispatch(request: Request, service_of: Callable[[], Service] = current) -> Response:
     try:
@@ -145,6 +143,11 @@ def _principal(service: Service, request: Request, role: str, *,
 # --- handlers ----------------------------------------------------------------------------
 
 
+def _root(service: Service, request: Request) -> str:
+    """The service root as clients reach it (links must work from their side of proxies)."""
+    return service.settings.prip_public_url or request.url_root.rstrip("/") + PREFIX
+
+
 def _service_document(service: Service, request: Request, body: bytes) -> Response:
     _catalogue_principal(service, request)
     return _json(metadata_document.service_document())
@@ -163,9 +166,8 @@ def _products(service: Service, request: Request, body: bytes) -> Response:
         page = fetch_products(conn, options)
     link = None
     if page.has_more and options.top > 0:  # $top=0 asks for the count alone: no pages
-        base = (service.settings.prip_public_url or request.url_root.rstrip("/") + PREFIX)
-        link = products.next_link(base + "/Products", list(request.args.items(multi=True)),
-                                  options)
+        link = products.next_link(f"{_root(service, request)}/Products",
+                                  list(request.args.items(multi=True)), options)
     return _json(products.collection(page.rows, options, count=page.count, next_link=link))
 
 
@@ -219,7 +221,7 @@ def _subscriptions(service: Service, request: Request, body: bytes) -> Response:
         created = subscriptions.create(
             pool, principal, body, request.remote_addr,
             max_per_user=service.settings.max_subscriptions_per_user)
-        location = f"{request.url_root.rstrip('/')}{PREFIX}/Subscriptions({created['Id']})"
+        location = f"{_root(service, request)}/Subscriptions({created['Id']})"
         return _json(created, 201, {"Location": location})
     return _json(subscriptions.listing(pool, principal, list(request.args.items(multi=True))))
 
