@@ -181,13 +181,7 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
     slot = _take_slot(service, caller, note)
     range_spec = wanted.header() if wanted is not None else None
     try:
-        chunks, got, _ = storage.open_stream(
-            service.runtime.s3, service.runtime.settings.archive_bucket, row["distribution_key"],
-            byte_range=range_spec)
-        if got != length:
-            chunks.close()  # type: ignore[attr-defined]
-            raise RuntimeError(f"archive object {row['distribution_key']} holds {got} bytes"
-                               f" where {length} were expected")
+        body = _open(service, row["distribution_key"], range_spec, length)
     except BaseException:
         slot.release()
         note("failed", range_spec=range_spec)
@@ -198,8 +192,24 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
         note(outcome, bytes_sent=sent, range_spec=range_spec,
               details={"name": row["name"], "status": status, "length": length})
 
-    body = _Stream(chunks, length, "partial" if wanted is not None else "completed", finished)
-    return Response(body, status=status, headers=headers, direct_passthrough=True)
+    stream = _Stream(body, length, "partial" if wanted is not None else "completed", finished)
+    return Response(stream, status=status, headers=headers, direct_passthrough=True)
+
+
+def _open(service: Service, key: str, range_spec: str | None, length: int) -> Any:
+    """The archive object's body (a botocore StreamingBody), checked against the catalogue.
+    Held directly rather than through storage.open_stream's generator: a generator never
+    started cannot close the connection it would have opened."""
+    args = {"Bucket": service.runtime.settings.archive_bucket, "Key": key}
+    if range_spec is not None:
+        args["Range"] = range_spec
+    answer = service.runtime.s3.get_object(**args)
+    body = answer["Body"]
+    if int(answer["ContentLength"]) != length:
+        body.close()
+        raise RuntimeError(f"archive object {key} holds {answer['ContentLength']} bytes where"
+                           f" {length} were expected")
+    return body
 
 
 def _entity_headers(row: Mapping[str, Any]) -> dict[str, str]:
@@ -235,9 +245,10 @@ class _Stream:
     """The body iterable. Not a generator: a generator that was never started ignores
     close(), and the slot must come back even when the server never iterated."""
 
-    def __init__(self, chunks: Iterator[bytes], length: int, done: str,
+    def __init__(self, body: Any, length: int, done: str,
                  finished: Callable[[int, str], None]) -> None:
-        self._chunks = chunks
+        self._body = body
+        self._chunks: Iterator[bytes] = body.iter_chunks(storage.CHUNK)
         self._length = length
         self._done = done
         self._finished = finished
@@ -272,9 +283,7 @@ class _Stream:
             return
         self._closed = True
         try:
-            close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
+            self._body.close()
         finally:
             self._finished(self._sent, self._outcome)
 

@@ -18,6 +18,7 @@ BODY_TOO_LARGE = "PayloadTooLarge"
 UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
 CONFLICT = "Conflict"
 TOO_MANY_SUBSCRIPTIONS = "TooManySubscriptions"
+UNAVAILABLE = "ServiceUnavailable"
 INTERNAL = "InternalError"
 
 

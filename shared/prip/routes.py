@@ -25,6 +25,9 @@ import re
 from collections.abc import Callable
 from uuid import UUID
 
+import psycopg
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
@@ -41,6 +44,8 @@ PREFIX = "/odata/v1"
 _JSON = "application/json"
 _KEYED = re.compile(r"(?i)(products|subscriptions)\((.*)\)(?:/(.*))?", re.DOTALL)
 _KEY = re.compile(r"(?i)\s*(?:id\s*=\s*)?(?:guid)?'?([^']*)'?\s*")
+_OUTAGES = (psycopg.OperationalError, PoolTimeout, EndpointConnectionError,
+            ConnectTimeoutError)
 
 
 def dispatch(request: Request, service_of: Callable[[], Service] = current) -> Response:
@@ -57,6 +62,14 @@ def dispatch(request: Request, service_of: Callable[[], Service] = current) -> R
     except HTTPException as error:  # werkzeug refusing something of the request itself
         status = error.code or 400
         return _error(status, type(error).__name__, error.description or "bad request")
+    except _OUTAGES as error:
+        # The catalogue or the object store is unreachable: an outage, not a bug; clients
+        # should come back rather than give up.
+        log.error("%s %s: %s unavailable: %s", request.method, request.path[:200],
+                  "catalogue" if isinstance(error, (psycopg.OperationalError, PoolTimeout))
+                  else "object store", error)
+        return _error(503, errors.UNAVAILABLE, "temporarily unavailable; try again shortly",
+                      {"Retry-After": "5"})
     except Exception:
         log.exception("%s %s failed", request.method, request.path[:200])
         return _error(500, errors.INTERNAL, "internal error; it has been logged")

@@ -289,10 +289,22 @@ def test_parallel_downloads_per_user(api, settings, second_process):
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
+    # The same under gunicorn: slots held there count here, and come back on disconnect.
+    with contextlib.ExitStack() as held:
+        there = [held.enter_context(httpx.stream(
+            "GET", f"{second_process}/{value_path(BIG)}", headers=api.headers("alice"),
+            timeout=30)) for _ in range(MAX_PARALLEL)]
+        assert [s.status_code for s in there] == [200] * MAX_PARALLEL
+        assert api.get(value_path(1)).status_code == 429
+    deadline = time.monotonic() + 5
+    while api.get(value_path(1)).status_code == 429:
+        assert time.monotonic() < deadline, "gunicorn never gave the slots back"
+        time.sleep(0.05)
+
     rows = audit_rows(settings, actor="alice", since_id=before, wait_for=6)
     outcomes = [(r["product_id"], r["outcome"]) for r in rows]
-    assert outcomes.count((pid(1), "quota_exceeded")) == 2
+    assert outcomes.count((pid(1), "quota_exceeded")) >= 3
     assert outcomes.count((pid(BIG), "completed")) == 1
     aborted = [r for r in rows if r["outcome"] == "aborted"]
-    assert len(aborted) == MAX_PARALLEL - 1
+    assert len(aborted) == 2 * MAX_PARALLEL - 1
     assert all(0 <= r["bytes_sent"] < BIG_SIZE for r in aborted)
