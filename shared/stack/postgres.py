@@ -107,7 +107,9 @@ def server_user() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError as error:
-        raise PostgresError("running as root needs a 'postgres' user (postgresql package)") from error
+        raise PostgresError(
+            "running as root needs a 'postgres' user (postgresql package)"
+        ) from error
     return "postgres"
 
 

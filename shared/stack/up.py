@@ -210,10 +210,26 @@ def _bin(name: str) -> str:
     return str(here) if here.exists() else name
 
 
+def _check_port_base(layout: Layout) -> None:
+    """The kernel hands ports of its ephemeral range to outgoing connections at random: a
+    server port in it fails to bind now and then (measured with a base of 38080)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return
+    first, last = layout.port_base, layout.postgres_port
+    if first <= high and last >= low:
+        raise StackError(
+            f"AUXIP_PORT_BASE={layout.port_base} puts the stack's ports {first}-{last} in the "
+            f"kernel's ephemeral range {low}-{high}: choose a base below {low - 40}"
+        )
+
+
 def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     """Start what is not running; `services_only` leaves out the router and functions."""
     began = time.monotonic()
     layout = Layout(settings.port_base)
+    _check_port_base(layout)
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     services: list[Service] = []
