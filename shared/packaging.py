@@ -25,6 +25,7 @@ from shared import archive_safety, naming, outbox, storage
 from shared.catalogue import products
 from shared.checksums import Checksums, Digest
 from shared.runtime import Runtime
+from shared.telemetry.tracing import current_trace_extensions
 
 _IDS = uuid.UUID("0b7b1f0e-1d3c-4b9a-9c55-2f4f7e0c8a21")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -71,6 +72,7 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
             packaged_at=now),
         source=f"{s.event_source}/package", subject=packaged.name,
         event_id=str(uuid.uuid5(_IDS, f"packaged:{row['id']}")),
+        extensions=current_trace_extensions(),
     )
     with rt.pool.connection() as conn:
         with conn.transaction():

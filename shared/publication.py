@@ -15,6 +15,8 @@ from shared import outbox
 from shared.catalogue import products
 from shared.runtime import Runtime
 from shared.s1time import OPEN_END
+from shared.telemetry import metrics
+from shared.telemetry.tracing import current_trace_extensions
 
 _IDS = uuid.UUID("a3d5c1e2-7f0b-4e6a-8b2d-9c1e0f3a5b7d")
 KEPT = OPEN_END  # EvictionDate 9999-12-31T23:59:59.999Z in the API
@@ -51,6 +53,7 @@ def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
             assert row is not None
             event = _published_event(s.event_source, row, now, evicts)
             outbox.record(conn, event)
+        metrics.published(row["product_type"], (now - row["origin_date"]).total_seconds())
         outbox.send(conn, s.broker_url, [event["id"]])
     return event["id"]
 
@@ -65,4 +68,5 @@ def _published_event(source: str, row: dict, now: datetime, evicts: datetime) ->
                 origin_date=row["origin_date"], publication_date=now, eviction_date=evicts),
             source=f"{source}/publish", subject=row["name"],
             event_id=str(uuid.uuid5(_IDS, f"published:{row['id']}")),
+            extensions=current_trace_extensions(),
         )

@@ -10,13 +10,18 @@ from cloudevents.http import CloudEvent
 
 from shared.catalogue import dead_letters
 from shared.runtime import current
+from shared.telemetry import metrics
+from shared.telemetry.instrument import instrumented
 
 log = logging.getLogger("auxip.deadletter")
 
 
 @functions_framework.cloud_event
+@instrumented("deadletter")
 def handle(event: CloudEvent) -> None:
     with current().pool.connection() as conn, conn.transaction():
         fresh = dead_letters.record(conn, event)
+    if fresh:
+        metrics.dead_lettered(event["type"])
     log.warning("dead letter %s %s for %s (%s)", event["type"], event["id"],
                 event.get(dead_letters.DESTINATION), "new" if fresh else "again")

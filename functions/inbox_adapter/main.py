@@ -17,11 +17,15 @@ from events import bindings, envelope, types
 from events.files import FileArrived
 from shared import outbox, s3_notifications
 from shared.runtime import current
+from shared.telemetry import metrics
+from shared.telemetry.instrument import instrumented
+from shared.telemetry.tracing import current_trace_extensions
 
 log = logging.getLogger("auxip.inbox_adapter")
 
 
 @functions_framework.http
+@instrumented("inbox-adapter")
 def handle(request: flask.Request) -> flask.Response:
     if request.method != "POST":
         return _answer(405, "method_not_allowed", "POST an S3 notification")
@@ -37,7 +41,7 @@ def handle(request: flask.Request) -> flask.Response:
             FileArrived(bucket=obj.bucket, key=obj.key, size=obj.size, etag=obj.etag,
                         arrived_at=obj.event_time),
             source=f"{rt.settings.event_source}/inbox-adapter", subject=obj.key,
-            event_id=obj.dedup_id,
+            event_id=obj.dedup_id, extensions=current_trace_extensions(),
         )
         for obj in created
     ]
@@ -45,6 +49,7 @@ def handle(request: flask.Request) -> flask.Response:
         with conn.transaction():
             fresh = [event["id"] for event in events if outbox.record(conn, event)]
         outbox.send(conn, rt.settings.broker_url, fresh)
+    metrics.files_arrived(len(fresh))
     return _answer(200, "accepted", f"{len(events)} object(s), {len(fresh)} new")
 
 

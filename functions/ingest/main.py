@@ -13,11 +13,14 @@ from events.files import FileArrived
 from shared import outbox
 from shared.ingestion import ingest
 from shared.runtime import current
+from shared.telemetry import metrics
+from shared.telemetry.instrument import instrumented
 
 log = logging.getLogger("auxip.ingest")
 
 
 @functions_framework.cloud_event
+@instrumented("ingest")
 def handle(event: CloudEvent) -> None:
     rt = current()
     if event["type"] == types.PING:
@@ -27,4 +30,5 @@ def handle(event: CloudEvent) -> None:
         return
     arrived = envelope.data_of(event, FileArrived)
     result = ingest.ingest(rt, arrived, event["id"])
+    metrics.file_ingested(result.outcome.value)
     log.info("%s: %s %s", result.name, result.outcome.value, result.detail)

@@ -9,8 +9,10 @@ from events import envelope
 from events.products import ProductIngested
 from shared import packaging
 from shared.runtime import current
+from shared.telemetry.instrument import instrumented
 
 
 @functions_framework.cloud_event
+@instrumented("package")
 def handle(event: CloudEvent) -> None:
     packaging.package(current(), envelope.data_of(event, ProductIngested))

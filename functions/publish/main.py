@@ -10,8 +10,10 @@ from events import envelope
 from events.products import ProductPackaged
 from shared import publication
 from shared.runtime import current
+from shared.telemetry.instrument import instrumented
 
 
 @functions_framework.cloud_event
+@instrumented("publish")
 def handle(event: CloudEvent) -> None:
     publication.publish(current(), envelope.data_of(event, ProductPackaged))

@@ -33,6 +33,8 @@ from shared.ingestion import inspection
 from shared.ingestion.inspection import Gone, Incomplete, Inspected, Limits, Refused
 from shared.ingestion.locate import Arrival, is_folder_marker, locate
 from shared.runtime import Runtime
+from shared.telemetry import metrics
+from shared.telemetry.tracing import current_trace_extensions
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
             arrived_at=arrived.arrived_at, ingested_at=now),
         source=f"{s.event_source}/ingest", subject=name.logical_name,
         event_id=str(uuid.uuid5(_IDS, f"ingested:{product_id}")),
+        extensions=current_trace_extensions(),
     )
     with conn.transaction():
         inserted = products.insert_ingested(conn, products.NewProduct(
@@ -212,6 +215,7 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
                      reason=reason, detail=detail, fingerprint=fingerprint, rejected_at=now),
         source=f"{s.event_source}/ingest", subject=arrival.name,
         event_id=str(uuid.uuid5(_IDS, f"event:{rejection_id}")),
+        extensions=current_trace_extensions(),
     )
     with conn.transaction():
         if outbox.record(conn, event):
@@ -219,6 +223,7 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
                               source_key=arrival.folder_prefix or arrival.key,
                               quarantine_key=quarantine_key, reason=reason.value,
                               detail=detail, fingerprint=fingerprint, event_id=event_id)
+            metrics.rejected(reason.value)
         if arrival.folder_prefix is not None:
             folders.forget(conn, arrival.bucket, arrival.folder_prefix)
     for key in keys:
