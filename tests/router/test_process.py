@@ -106,7 +106,7 @@ def test_check_validates_the_repository_manifests():
         cwd=REPOSITORY, env=os.environ | {"AUXIP_PORT_BASE": "8080"}, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    for name, port in (("ingest", 8082), ("package", 8083), ("publish", 8084), ("notify", 8086), ("route", 8087)):
+    for name, port in (("ingest", 8082), ("package", 8083), ("publish", 8084), ("notify", 8086)):
         assert f"Service/{name} -> http://127.0.0.1:{port}" in result.stdout
     assert "deadLetterSink=Service/deadletter -> http://127.0.0.1:8089" in result.stdout
 

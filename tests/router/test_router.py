@@ -14,6 +14,7 @@ import psycopg
 
 from shared.router import ping
 from shared.router.ping import PingScheduler
+from shared.router.settings import RouterSettings
 from tests.router.conftest import broker, deliveries, trigger, wait_until_settled
 from tests.router.subscribers import Received, post_event
 
@@ -273,7 +274,9 @@ def test_a_new_event_is_dispatched_within_milliseconds(start_router, subscribers
         latencies.append(received.at - before)
     median = statistics.median(latencies)
     print(f"\npost -> subscriber latency: median {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
-    assert median < 0.020
+    # What is checked is the wake-up, not speed (that is bench/'s): without it every event
+    # would wait for the next poll, RouterSettings.router_poll_s (1 s) away on average 0.5 s.
+    assert median < RouterSettings().router_poll_s / 4
 
 
 def test_the_same_event_sent_twice_is_delivered_twice(start_router, subscribers, clean_database):
