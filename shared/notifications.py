@@ -135,8 +135,10 @@ def notify(pool: ConnectionPool, settings: NotifySettings, event: str, product_i
     if not chosen:
         return []
     deliver = _Deliverer(pool, settings, http, sleep, event, product)
-    with ThreadPoolExecutor(max_workers=min(settings.notify_concurrency, len(chosen)),
-                            thread_name_prefix="notify") as workers:
+    # Each worker holds a pooled connection for its whole delivery: leave one for the rest
+    # of the process (AUXIP_DB_POOL_MAX is small in production).
+    workers_wanted = min(settings.notify_concurrency, len(chosen), max(1, pool.max_size - 1))
+    with ThreadPoolExecutor(max_workers=workers_wanted, thread_name_prefix="notify") as workers:
         return list(workers.map(deliver, chosen))
 
 
