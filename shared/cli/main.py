@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import audit, db, stack, subscriptions
+from shared.cli import audit, db, demo, stack, subscriptions
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 stack.register(app)
 app.add_typer(db.app, name="db")
 app.command("audit")(audit.audit)
+app.command("demo")(demo.run)
 app.add_typer(subscriptions.app, name="subscriptions")
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import storage
+from shared.auth.settings import local_token_url
 from shared.catalogue import migrations
 from shared.settings import Settings
 from shared.stack import ceph, clamav, postgres, processes
@@ -29,6 +30,7 @@ from shared.stack.layout import FUNCTIONS, Layout, folder_of
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTER = "router"
+TOKEN_ISSUER = "token-issuer"
 CLAMD = "clamd"
 _STATE_FILE = "stack.json"
 
@@ -75,6 +77,7 @@ def stack_settings(settings: Settings) -> Settings:
         "clamd_port": layout.clamd_port,
         "prip_url": layout.function_url("prip") + "/odata/v1",
         "broker_url": layout.router_url,
+        "token_url": local_token_url(settings.port_base, layout.host),
     }
     update = {k: v for k, v in derived.items() if k not in settings.model_fields_set}
     # The URL `up` settled on (maybe a private cluster) stands for the one it was asked for.
@@ -285,6 +288,15 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
                             env=environment, cwd=REPO, stop_timeout=5.0)
             _wait_http(layout.router_url + "/", 30.0, state, ROUTER)
             track(ROUTER, was, layout.router_url)
+        # The local OIDC issuer (a stand-in for the Keycloak realm of production).
+        was = processes.is_alive(state, TOKEN_ISSUER)
+        if not was:
+            processes.require_free_port(layout.token_port, TOKEN_ISSUER)
+        processes.start(state, TOKEN_ISSUER, [_bin("python"), "-m", "shared.token_issuer"],
+                        env=environment, cwd=REPO, stop_timeout=5.0)
+        _wait_http(s.token_url.rsplit("/protocol/", 1)[0] + "/.well-known/openid-configuration",
+                   30.0, state, TOKEN_ISSUER)
+        track(TOKEN_ISSUER, was, s.token_url)
         started: list[tuple[str, bool]] = []
         for service in function_folders():
             was = processes.is_alive(state, service)
@@ -312,7 +324,7 @@ def down(settings: Settings) -> list[str]:
     state = settings.state_dir.resolve()
     # Clients first, all at once; then the servers, newest first (radosgw before the OSD
     # before the monitor: each shuts down cleanly while the one below still answers).
-    return processes.stop_all(state, waves=[[*FUNCTIONS, ROUTER]])
+    return processes.stop_all(state, waves=[[*FUNCTIONS, ROUTER, TOKEN_ISSUER]])
 
 
 def status(settings: Settings) -> list[Service]:

@@ -38,7 +38,7 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up
     except Exception as error:
         pytest.fail(f"the pipeline did not start: {error}", pytrace=False)
     yield info
-    for name in ("router", *FUNCTIONS):
+    for name in ("router", "token-issuer", *FUNCTIONS):
         processes.stop(info.settings.state_dir, name)
     os.environ.pop("AUXIP_SAFE_FOLDER_GRACE_S", None)
 
