@@ -79,7 +79,6 @@ class StatusBody(_Body):
     """PATCH/PUT: only Status changes. A client that sends the whole entity back may repeat
     the other properties; they must then equal the stored ones."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     status: Literal["running", "paused", "cancelled"] = Field(alias="Status")
     filter_param: str | None = Field(None, alias="FilterParam")
     notification_endpoint: str | None = Field(None, alias="NotificationEndpoint")
