@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     clamd_timeout_s: float = 330.0  # above clamd MaxScanTime (300 s): a slow verdict is no failure
     extra_product_types: str | None = None
     safe_folder_grace_s: float = 600.0  # a SAFE folder incomplete this long is quarantined
+    # An inbox object this old with no event (its notification was lost) is announced anew.
+    inbox_reconcile_age_s: float = 300.0
 
     # Eventing: where functions send the events they emit (Knative injects K_SINK).
     broker_url: str | None = Field(

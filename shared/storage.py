@@ -7,6 +7,8 @@ client is thread-safe, so one per process is enough.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -222,10 +224,25 @@ def delete(s3: Any, bucket: str, key: str) -> None:
 
 def list_objects(s3: Any, bucket: str, prefix: str = "") -> Iterator[tuple[str, int]]:
     """(key, size) of every object under `prefix`, in key order."""
+    for item in list_listed(s3, bucket, prefix):
+        yield item.key, item.size
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+def list_listed(s3: Any, bucket: str, prefix: str = "") -> Iterator[Listed]:
+    """Every object under `prefix` with what the listing says of it, in key order."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     for page in pages:
         for item in page.get("Contents", []):
-            yield item["Key"], int(item["Size"])
+            yield Listed(item["Key"], int(item["Size"]), _etag(item.get("ETag", "")),
+                         item["LastModified"])
 
 
 def list_keys(s3: Any, bucket: str, prefix: str = "") -> Iterator[str]:

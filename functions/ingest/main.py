@@ -1,5 +1,6 @@
 """ingest: `file.arrived` -> checked, archived, catalogued product (`product.ingested`), or
-quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete."""
+quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete and
+announces inbox objects whose storage notification was lost."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cloudevents.http import CloudEvent
 from events import envelope, types
 from events.files import FileArrived
 from shared import outbox
-from shared.ingestion import ingest
+from shared.ingestion import ingest, reconcile
 from shared.runtime import current
 from shared.telemetry import metrics
 from shared.telemetry.instrument import instrumented
@@ -25,8 +26,10 @@ def handle(event: CloudEvent) -> None:
     rt = current()
     if event["type"] == types.PING:
         results = ingest.sweep_folders(rt, rt.settings.safe_folder_grace_s, event["id"])
+        announced = reconcile.reconcile_inbox(rt, rt.settings.inbox_reconcile_age_s)
         outbox.send_pending(rt.pool, rt.settings.broker_url)
-        log.info("sweep: %d folder(s) quarantined", len(results))
+        log.info("sweep: %d folder(s) quarantined, %d forgotten object(s) announced",
+                 len(results), len(announced))
         return
     arrived = envelope.data_of(event, FileArrived)
     result = ingest.ingest(rt, arrived, event["id"])

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from events import types
+from events.files import FileArrived
 from shared import demo_products
 from shared.ingestion.ingest import Outcome, ingest, sweep_folders
+from shared.ingestion.reconcile import reconcile_inbox
 from shared.runtime import Runtime
 from tests.ingestion.conftest import REAL, Inbox, real_folder, rows
 from tests.shared import hostile
@@ -270,3 +272,17 @@ def test_every_real_sample_gets_the_expected_outcome(rt: Runtime, inbox: Inbox) 
                        "S1__AUX_WND_V20160423T120000_G20160422T060059.SAFE"):
         assert reasons[incomplete] == "safe_incomplete", incomplete
     assert inbox.keys() == []
+
+
+def test_objects_whose_notification_was_lost_are_announced_once(rt: Runtime, inbox: Inbox) -> None:
+    body = (REAL / RESORB).read_bytes()
+    inbox.put(RESORB, body)  # no ingest call: as if the notification never came
+    waiting = real_folder(PP2)
+    ingest(rt, inbox.put_folder(PP2, waiting)[0], "ev-pp2")  # a folder the sweep owns
+    assert reconcile_inbox(rt, min_age_s=3600) == []  # too recent: its event may be on its way
+    assert reconcile_inbox(rt, min_age_s=0) == [RESORB]
+    assert reconcile_inbox(rt, min_age_s=0) == []  # announced once per object version
+    [event] = rows(rt, "SELECT * FROM event_journal WHERE type = %s", types.FILE_ARRIVED)
+    assert event["data"]["key"] == RESORB and event["data"]["size"] == len(body)
+    arrived = FileArrived.model_validate(event["data"])
+    assert ingest(rt, arrived, event["id"]).outcome is Outcome.INGESTED
