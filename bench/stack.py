@@ -1,0 +1,188 @@
+"""The benchmarks' own local stack, beside a developer's and the tests': ports from 24080,
+state in .local/bench-stack, database `auxip_bench` (dropped and made anew), an RGW memory
+store large enough for the 512 MiB download, and the local token issuer (downloads always
+need a reader's token).
+
+    with bench_stack() as stack:     # up (fresh), yields BenchStack; down at the end
+        ...
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+from psycopg import conninfo
+
+from bench import procs
+from shared.settings import Settings
+from shared.stack import postgres, processes
+from shared.stack import up as stack_up
+from shared.stack.layout import Layout
+
+REPO = Path(__file__).resolve().parents[1]
+# The issue asked for 48080, but `up` refuses bases in the kernel's ephemeral port range
+# (32768-60999 here: a server port there fails to bind now and then); 24080 is outside it
+# and clear of the developer's (8080) and the tests' (18080, 28080) stacks.
+PORT_BASE = int(os.environ.get("AUXIP_BENCH_PORT_BASE", "24080"))
+STATE = REPO / ".local" / "bench-stack"
+DATABASE = "auxip_bench"
+MEMSTORE_BYTES = 3 * 1024**3
+ISSUER = "token-issuer"
+READER = ("alice", "alice-pw")  # one of the issuer's demo users (shared.token_issuer.app)
+# Offsets from PORT_BASE the stack's Layout leaves free (functions 1..10, issuer 20,
+# Ceph/clamd/PostgreSQL 30..33).
+PERF_PRIP_OFFSET = 40
+SINK_OFFSET = 45
+COLD_OFFSET = 50
+
+# The server of the configured catalogue (read before the AUXIP_* variables are cleared).
+_SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", Settings.model_fields["database_url"].default)
+
+
+@dataclass
+class BenchStack:
+    info: stack_up.StackInfo
+    _token: tuple[str, float] = field(default=("", 0.0))
+
+    @property
+    def settings(self) -> Settings:
+        return self.info.settings
+
+    @property
+    def layout(self) -> Layout:
+        return self.info.layout
+
+    @property
+    def state(self) -> Path:
+        return self.settings.state_dir
+
+    def url(self, service: str) -> str:
+        return self.layout.function_url(service)
+
+    def port(self, offset: int) -> int:
+        return self.layout.port_base + offset
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The environment a function of this stack runs with (as `up` builds it)."""
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith("AUXIP_") and k != "K_SINK"}
+        base.update({k: v for k, v in os.environ.items() if k.startswith("AUXIP_")})
+        base.update(stack_up.env(self.settings))
+        base["K_SINK"] = base["AUXIP_BROKER_URL"]
+        base["PYTHONUNBUFFERED"] = "1"
+        base.update(overrides)
+        if "AUXIP_BROKER_URL" in overrides:
+            base["K_SINK"] = overrides["AUXIP_BROKER_URL"]
+        return base
+
+    def pid(self, name: str) -> int:
+        found = processes.pid(self.state, name)
+        if found is None:
+            raise RuntimeError(f"{name} is not running{stack_up.log_tail(self.state, name)}")
+        return found
+
+    def worker(self, name: str) -> int:
+        """The pid that serves a function's requests (gunicorn's worker)."""
+        return procs.worker_of(self.pid(name))
+
+    def token(self) -> str:
+        """A reader's access token from a real password grant, renewed before it expires."""
+        value, expires = self._token
+        if time.monotonic() < expires - 60:
+            return value
+        answer = httpx.post(f"{issuer_url(self.layout)}/protocol/openid-connect/token", data={
+            "grant_type": "password", "username": READER[0], "password": READER[1],
+            "client_id": "auxip-bench"}, timeout=10)
+        answer.raise_for_status()
+        body = answer.json()
+        self._token = (body["access_token"], time.monotonic() + float(body["expires_in"]))
+        return self._token[0]
+
+
+def issuer_url(layout: Layout) -> str:
+    return f"http://{layout.host}:{layout.token_port}/realms/auxip"
+
+
+def planned_settings() -> Settings:
+    url = conninfo.make_conninfo(_SERVER_URL, dbname=DATABASE)
+    return Settings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
+
+
+def server_url(settings: Settings, dbname: str) -> str:
+    """Another database on the server of the bench stack's catalogue."""
+    return conninfo.make_conninfo(settings.database_url, dbname=dbname)
+
+
+def _clean_environment() -> None:
+    # A shell that ran `eval "$(auxip env)"` points at the developer's stack: not here.
+    for name in [n for n in os.environ if n.startswith("AUXIP_") or n == "K_SINK"]:
+        del os.environ[name]
+    # Read by `up` from the environment only.
+    os.environ["AUXIP_S3_MEMSTORE_BYTES"] = str(MEMSTORE_BYTES)
+
+
+def _lock() -> IO[str]:
+    """One bench run per tree at a time: a second would take the first one's stack down."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    lock = open(STATE / "bench.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"waiting for another bench run using {STATE} ...", file=sys.stderr)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def _start_issuer(stack: BenchStack) -> None:
+    env = stack.env(AUXIP_TOKEN_LIFETIME_S="3600")
+    if not processes.is_alive(stack.state, ISSUER):
+        processes.require_free_port(stack.layout.token_port, ISSUER)
+    processes.start(stack.state, ISSUER, [sys.executable, "-m", "shared.token_issuer"],
+                    env=env, cwd=REPO, stop_timeout=5.0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{issuer_url(stack.layout)}/.well-known/openid-configuration",
+                      timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"token issuer not answering{stack_up.log_tail(stack.state, ISSUER)}")
+
+
+@contextmanager
+def bench_stack(*, reuse: bool = False, keep: bool = False) -> Iterator[BenchStack]:
+    """The stack, fresh (taken down first, empty database) unless `reuse` and it runs;
+    taken down at the end unless `keep`."""
+    _clean_environment()
+    wanted = planned_settings()
+    lock = _lock()
+    try:
+        running = processes.is_alive(STATE, "ingest") and processes.is_alive(STATE, ISSUER)
+        began = time.monotonic()
+        if reuse and running:
+            info = stack_up.up(wanted)
+        else:
+            stack_up.down(wanted)
+            url, _ = stack_up.database(wanted)
+            postgres.drop_database(url)
+            info = stack_up.up(wanted.model_copy(update={"database_url": url}))
+        stack = BenchStack(info)
+        _start_issuer(stack)
+        stack.token()
+        print(f"bench stack up on port base {PORT_BASE} in {time.monotonic() - began:.1f} s "
+              f"(database {info.database}: {info.settings.database_url})", flush=True)
+        yield stack
+    finally:
+        if not keep:
+            stack_up.down(wanted)
+        lock.close()
