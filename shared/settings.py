@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     s3_access_key: str = "AUXACCESSKEY"
     s3_secret_key: SecretStr = SecretStr("AUXSECRETKEY12345")
     s3_region: str = "us-east-1"
+    s3_memstore_bytes: int | None = None  # local stack: RGW's in-memory store (default 2 GiB)
     inbox_bucket: str = "auxip-inbox"
     archive_bucket: str = "auxip-archive"
     quarantine_bucket: str = "auxip-quarantine"

@@ -116,11 +116,7 @@ def env(settings: Settings) -> dict[str, str]:
 
 
 def _memstore_bytes(settings: Settings) -> int:
-    # Not a Settings field (yet): only the stack reads it, from the environment.
-    configured = getattr(settings, "s3_memstore_bytes", None) or os.environ.get(
-        "AUXIP_S3_MEMSTORE_BYTES"
-    )
-    return int(configured) if configured else ceph.DEFAULT_MEMSTORE_BYTES
+    return settings.s3_memstore_bytes or ceph.DEFAULT_MEMSTORE_BYTES
 
 
 def function_folders() -> list[str]:
