@@ -19,7 +19,7 @@ class TransferCompleted(EventData):
     bytes: int = Field(ge=0)
     attempts: int = Field(ge=1)
     duration_ms: int = Field(ge=0)
-    checksum: str
+    checksum: str = Field(description="MD5 (hex) of the bytes verified at the target")
     completed_at: datetime
 
 
@@ -31,4 +31,7 @@ class TransferFailed(EventData):
     target: str
     attempts: int = Field(ge=1)
     error: str
+    reason: str | None = Field(
+        default=None, description="machine-readable: target_unreachable, target_refused,"
+        " checksum_mismatch, archive_unavailable, product_unavailable, config_invalid")
     failed_at: datetime

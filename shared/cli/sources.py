@@ -1,0 +1,117 @@
+"""`auxip sources list | load | enable | disable | poll`: the sources pollers fetch from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared import runtime
+from shared.catalogue import sources as sources_table
+from shared.routing import config, polling
+from shared.settings import Settings
+from shared.stack.up import stack_settings
+
+app = typer.Typer(no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+def _settings() -> Settings:
+    # The local stack may run its own cluster: its URL, unless AUXIP_DATABASE_URL says.
+    return stack_settings(Settings())
+
+
+def _connect() -> psycopg.Connection:
+    try:
+        return psycopg.connect(_settings().database_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        console.print(f"cannot connect: {error}".strip(), highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command("list")
+def list_sources() -> None:
+    """Sources, their window and what their last poll did."""
+    with _connect() as conn:
+        rows = sources_table.all_sources(conn)
+        seen = {r["name"]: sources_table.seen_count(conn, r["name"]) for r in rows}
+    table = Table("name", "kind", "enabled", "fetched", "window", "last run", "last error",
+                  "failing")
+    for row in rows:
+        state = row["state"] or {}
+        failing = sum(1 for f in (state.get("failures") or {}).values())
+        table.add_row(row["name"], row["kind"], "yes" if row["enabled"] else "no",
+                      str(seen[row["name"]]), state.get("since") or "-",
+                      state.get("last_run") or "-", (state.get("last_error") or "")[:60],
+                      str(failing or ""))
+    console.print(table)
+
+
+@app.command()
+def load(
+    path: Path = typer.Argument(..., help="the routing file (YAML), e.g. config/routing.yaml"),
+    prune: bool = typer.Option(False, "--prune", help="delete sources the file no longer has"),
+) -> None:
+    """Create or update the file's sources (their poll state is kept)."""
+    try:
+        document = config.load_file(path)
+    except config.ConfigError as error:
+        console.print(f"[red]{error}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    with _connect() as conn, conn.transaction():
+        for source in document.sources:
+            done = sources_table.upsert(conn, config.source_row(source))
+            console.print(f"{source.name}: {done}", highlight=False)
+        if prune:
+            wanted = {s.name for s in document.sources}
+            for row in sources_table.all_sources(conn):
+                if row["name"] not in wanted:
+                    sources_table.delete(conn, row["name"])
+                    console.print(f"{row['name']}: deleted", highlight=False)
+
+
+@app.command()
+def enable(name: str) -> None:
+    """Poll this source again."""
+    _set_enabled(name, True)
+
+
+@app.command()
+def disable(name: str) -> None:
+    """Stop polling this source (its window and what it fetched are kept)."""
+    _set_enabled(name, False)
+
+
+def _set_enabled(name: str, enabled: bool) -> None:
+    with _connect() as conn:
+        if not sources_table.set_enabled(conn, name, enabled):
+            console.print(f"no source named {name}", highlight=False)
+            raise typer.Exit(1)
+    console.print(f"{name}: {'enabled' if enabled else 'disabled'}", highlight=False)
+
+
+@app.command()
+def poll(names: list[str] = typer.Argument(None, help="sources (default: every enabled one)")
+         ) -> None:
+    """Poll now, in the foreground, whether due or not."""
+    rt = runtime.build(_settings())
+    try:
+        results = polling.poll_all(rt, os.environ, only=names or None, force=True)
+    finally:
+        rt.close()
+    failed = False
+    for result in results:
+        failed |= result.status in ("error", "unknown")
+        console.print(f"{result.source}: {result.status}, {result.fetched} fetched, "
+                      f"{result.skipped} already seen, {result.failed} failed "
+                      f"{result.detail}".rstrip(), highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
