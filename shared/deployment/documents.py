@@ -1,0 +1,139 @@
+"""Each rendered document against its model or schema.
+
+Knative kinds with a published model (cloudcoil's pydantic models of Serving and Eventing)
+are validated by it, and any field the model does not know is reported too (the models
+ignore unknown fields; Kubernetes would refuse or silently drop them). Other kinds are
+validated by a JSON Schema of knative/schemas/: `<Kind>-<name>.json` for one object (a
+ConfigMap, a Secret), else `<Kind>.json`. A kind with neither is a problem: every document
+the deployment applies is checked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import warnings
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+MODELS: dict[tuple[str, str], str] = {
+    ("serving.knative.dev/v1", "Service"): "cloudcoil.models.knative_serving.serving.v1:Service",
+    ("eventing.knative.dev/v1", "Broker"): "cloudcoil.models.knative_eventing.eventing.v1:Broker",
+    ("eventing.knative.dev/v1", "Trigger"): "cloudcoil.models.knative_eventing.eventing.v1:Trigger",
+    ("eventing.knative.dev/v1beta3", "EventType"): "cloudcoil.models.knative_eventing.eventing.v1beta3:EventType",
+    ("sources.knative.dev/v1", "PingSource"): "cloudcoil.models.knative_eventing.sources.v1:PingSource",
+    ("sources.knative.dev/v1", "SinkBinding"): "cloudcoil.models.knative_eventing.sources.v1:SinkBinding",
+}
+
+# Fields the Knative CRDs keep although their schema (and so the models) does not list them:
+# `spec.delivery` preserves unknown fields for the delivery features behind flags
+# (`delivery-timeout` is beta and on by default; knative/eventing#5654, #5687).
+PRESERVED: dict[str, frozenset[str]] = {
+    kind: frozenset({"spec.delivery.timeout", "spec.delivery.retryAfterMax"})
+    for kind in ("Broker", "Trigger")
+}
+
+
+def describe(document: dict) -> str:
+    metadata = document.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    name = f"{namespace}/{metadata.get('name')}" if namespace else str(metadata.get("name"))
+    return f"{document.get('kind')} {name}"
+
+
+def problems(document: dict, schemas: Path) -> list[str]:
+    where = describe(document)
+    key = (str(document.get("apiVersion")), str(document.get("kind")))
+    if key in MODELS:
+        found = list(_model_problems(document, _model(MODELS[key])))
+    else:
+        schema = schema_for(document, schemas)
+        if schema is None:
+            return [f"{where}: no model for {key[0]} {key[1]} and no schema in {schemas} "
+                    f"({key[1]}-<name>.json or {key[1]}.json)"]
+        found = list(_schema_problems(document, schema))
+    found += list(_cpu_problems(document))
+    return [f"{where}: {problem}" for problem in found]
+
+
+@cache
+def _model(path: str) -> Any:
+    module, name = path.split(":")
+    with warnings.catch_warnings():
+        # cloudcoil's generated Channel model warns about shadowed attributes on import.
+        warnings.simplefilter("ignore", UserWarning)
+        return getattr(importlib.import_module(module), name)
+
+
+def _model_problems(document: dict, model: Any) -> Iterator[str]:
+    from pydantic import ValidationError
+
+    try:
+        validated = model.model_validate(document)
+    except ValidationError as error:
+        for item in error.errors():
+            yield f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
+        return
+    except (TypeError, ValueError) as error:  # pydantic schema errors, e.g. "1" as a CPU
+        yield f"not valid for {model.__name__}: {error}"
+        return
+    dumped = validated.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    preserved = PRESERVED.get(str(document.get("kind")), frozenset())
+    for path in _unknown_fields(document, dumped, ""):
+        if path.lstrip(".") not in preserved:
+            yield f"{path.lstrip('.')}: unknown field"
+
+
+def _unknown_fields(given: Any, known: Any, path: str) -> Iterator[str]:
+    if isinstance(given, dict) and isinstance(known, dict):
+        for key, value in given.items():
+            if key not in known:
+                yield f"{path}.{key}"
+            else:
+                yield from _unknown_fields(value, known[key], f"{path}.{key}")
+    elif isinstance(given, list) and isinstance(known, list) and len(given) == len(known):
+        for index, (value, kept) in enumerate(zip(given, known, strict=True)):
+            yield from _unknown_fields(value, kept, f"{path}[{index}]")
+
+
+def schema_for(document: dict, schemas: Path) -> dict | None:
+    kind = str(document.get("kind"))
+    name = str((document.get("metadata") or {}).get("name"))
+    for candidate in (schemas / f"{kind}-{name}.json", schemas / f"{kind}.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text(encoding="utf-8"))
+    return None
+
+
+def _schema_problems(document: dict, schema: dict) -> Iterator[str]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in error.absolute_path) or "(document)"
+        yield f"{path}: {error.message}"
+
+
+def _cpu_problems(document: dict) -> Iterator[str]:
+    # Whole cores ("1") trip the cloudcoil models, and mixed notations read badly: millicores.
+    for path, container in _containers(document):
+        for section in ("requests", "limits"):
+            cpu = ((container.get("resources") or {}).get(section) or {}).get("cpu")
+            if cpu is not None and not (isinstance(cpu, str) and cpu.endswith("m") and cpu[:-1].isdigit()):
+                yield f"{path}.resources.{section}.cpu: write CPU in millicores (\"1000m\"), got {cpu!r}"
+
+
+def _containers(node: Any, path: str = "") -> Iterator[tuple[str, dict]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                for index, container in enumerate(value):
+                    if isinstance(container, dict):
+                        yield f"{path}.{key}[{index}]".lstrip("."), container
+            else:
+                yield from _containers(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _containers(item, f"{path}[{index}]")
