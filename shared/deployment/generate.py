@@ -33,6 +33,8 @@ EVENT_TYPES_API = "eventing.knative.dev/v1beta3"
 
 HEADER = ("# Generated from {source} by `make manifests` (python -m shared.deployment generate).\n"
           "# Edit the source, not this file: a test fails when the two disagree.\n")
+TRIGGERS_NOTE = "# One Trigger per consumer of the default broker, filtering on the event type.\n"
+SOURCES_NOTE = "# PingSources tick their function directly (the sink is the Service).\n"
 
 
 def service_order(services: list[str]) -> list[str]:
@@ -168,13 +170,11 @@ def files(tree: Tree) -> dict[Path, str]:
     source = "knative/functions.yaml and functions/"
     triggers = [trigger(name, sub) for name, fn in deployed for sub in fn.subscribes]
     pings = [ping_source(name, s, i) for name, fn in deployed for i, s in enumerate(fn.schedules)]
+    header = HEADER.format(source=source)
     return {
-        tree.base / "services.yaml": dump_all([service(n, fn) for n, fn in deployed],
-                                              HEADER.format(source=source)),
-        tree.base / "triggers.yaml": dump_all(triggers, HEADER.format(source=source)
-                                              + "# One Trigger per consumer of the default broker, filtering on the event type.\n"),
-        tree.base / "sources.yaml": dump_all(pings, HEADER.format(source=source)
-                                             + "# PingSources tick their function directly (the sink is the Service).\n"),
+        tree.base / "services.yaml": dump_all([service(n, fn) for n, fn in deployed], header),
+        tree.base / "triggers.yaml": dump_all(triggers, header + TRIGGERS_NOTE),
+        tree.base / "sources.yaml": dump_all(pings, header + SOURCES_NOTE),
         tree.base / "eventtypes.yaml": dump_all([event_type(t) for t in DATA_MODELS],
                                                 HEADER.format(source="events/registry.py")),
     }

@@ -83,7 +83,8 @@ def _of(document: dict, index: Index, known_types: set[str], schemas: Path) -> I
     if kind == "Broker" and spec.get("config"):
         config = spec["config"]
         config_namespace = config.get("namespace") or namespace
-        if config.get("kind") != "ConfigMap" or index.get("ConfigMap", config_namespace, str(config.get("name"))) is None:
+        found = index.get("ConfigMap", config_namespace, str(config.get("name")))
+        if config.get("kind") != "ConfigMap" or found is None:
             yield (f"spec.config: no ConfigMap {config_namespace}/{config.get('name')} among the "
                    "manifests (an overlay that moves the namespace must patch this reference)")
     if kind in ("PingSource", "KafkaSource", "SinkBinding"):
@@ -138,6 +139,7 @@ def _env_from(service: dict, namespace: str, index: Index, schemas: Path) -> Ite
                     yield f"{path}: no ConfigMap {namespace}/{name} among the manifests"
             if "secretRef" in source:
                 name = source["secretRef"].get("name")
-                if index.get("Secret", namespace, str(name)) is None and not (schemas / f"Secret-{name}.json").is_file():
+                described = (schemas / f"Secret-{name}.json").is_file()
+                if index.get("Secret", namespace, str(name)) is None and not described:
                     yield (f"{path}: no Secret {namespace}/{name} among the manifests, and no "
                            f"knative/schemas/Secret-{name}.json describing one made in the cluster")

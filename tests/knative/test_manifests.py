@@ -85,7 +85,8 @@ def test_the_local_router_accepts_the_base():
     subscribers = {t.subscription.destination.description for t in topology.triggers.values()}
     assert subscribers == {f"Service/{t['spec']['subscriber']['ref']['name']}"
                            for t in of_kind("production", "Trigger")}
-    assert {p.name for p in topology.ping_sources} == {d["metadata"]["name"] for d in of_kind("production", "PingSource")}
+    pings = {d["metadata"]["name"] for d in of_kind("production", "PingSource")}
+    assert {p.name for p in topology.ping_sources} == pings
 
 
 def test_one_function_selection():
