@@ -64,7 +64,11 @@ def _model(path: str) -> Any:
     with warnings.catch_warnings():
         # cloudcoil's generated Channel model warns about shadowed attributes on import.
         warnings.simplefilter("ignore", UserWarning)
-        return getattr(importlib.import_module(module), name)
+        try:
+            return getattr(importlib.import_module(module), name)
+        except ImportError as error:
+            raise ImportError(f"{error}: the Knative models are dev dependencies "
+                              "(cloudcoil-models-knative-serving/-eventing): pip install -e '.[dev]'") from None
 
 
 def _model_problems(document: dict, model: Any) -> Iterator[str]:
