@@ -52,11 +52,14 @@ class Selection:
     products: Sequence[str] = ()  # product names, as in the subjects of its events
     since: datetime | None = None  # event time, inclusive
     until: datetime | None = None  # event time, exclusive
+    unsent: bool = False  # only rows the outbox never sent
     everything: bool = False
     limit: int = 100_000
+    newest: bool = False  # the last `limit` rows rather than the first (still returned in order)
 
     def is_empty(self) -> bool:
-        return not (self.ids or self.types or self.products or self.since or self.until)
+        return not (self.ids or self.types or self.products or self.since or self.until
+                    or self.unsent)
 
 
 @dataclass(frozen=True)
@@ -112,19 +115,23 @@ def journal_rows(conn: psycopg.Connection, selection: Selection) -> list[dict]:
     names = [logical_name(p) for p in selection.products]
     # A product's events have its inbox key (`X.SAFE/manifest.safe`, `in/X.EOF`), its
     # logical name or its distribution name (`X.SAFE.zip`) as subject.
-    return conn.cursor(row_factory=dict_row).execute(
+    rows = conn.cursor(row_factory=dict_row).execute(
         "SELECT * FROM event_journal j"
         " WHERE (cardinality(%(ids)s::text[]) = 0 OR j.id = ANY(%(ids)s))"
         " AND (cardinality(%(types)s::text[]) = 0 OR j.type = ANY(%(types)s))"
         " AND (%(since)s::timestamptz IS NULL OR j.time >= %(since)s)"
         " AND (%(until)s::timestamptz IS NULL OR j.time < %(until)s)"
+        " AND (NOT %(unsent)s OR j.sent_at IS NULL)"
         " AND (cardinality(%(names)s::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest(%(names)s::text[]) n"
         "   WHERE j.subject = n OR starts_with(j.subject, n || '.')"
         "   OR starts_with(j.subject, n || '/') OR strpos(j.subject, '/' || n) > 0))"
-        " ORDER BY j.recorded_at, j.id LIMIT %(limit)s",
+        " ORDER BY " + ("j.recorded_at DESC, j.id DESC" if selection.newest
+                        else "j.recorded_at, j.id") + " LIMIT %(limit)s",
         {"ids": list(selection.ids), "types": list(selection.types), "names": names,
-         "since": selection.since, "until": selection.until, "limit": selection.limit},
+         "since": selection.since, "until": selection.until, "unsent": selection.unsent,
+         "limit": selection.limit},
     ).fetchall()
+    return rows[::-1] if selection.newest else rows
 
 
 def replay(conn: psycopg.Connection, selection: Selection, target: str, *,

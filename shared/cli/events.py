@@ -63,12 +63,10 @@ def list_events(
 ) -> None:
     """Journalled events, oldest first."""
     selection = replay.Selection(types=types, products=products, since=moment(since),
-                                 until=moment(until), everything=True, limit=1_000_000)
+                                 until=moment(until), unsent=unsent, everything=True,
+                                 limit=limit, newest=True)
     with connect(settings()) as conn:
         rows = replay.journal_rows(conn, selection)
-    if unsent:
-        rows = [r for r in rows if r["sent_at"] is None]
-    rows = rows[-limit:]
     table = Table("recorded", "type", "subject", "id", "sent", "trace")
     for row in rows:
         trace = (row["extensions"] or {}).get("traceparent", "")

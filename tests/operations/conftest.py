@@ -24,6 +24,8 @@ from shared.stack.layout import FUNCTIONS
 
 REPO = Path(__file__).parents[2]
 RETRIES = 2  # the Broker's delivery.retry for these tests (production: 5)
+# Small pools: the PostgreSQL server may be shared with other stacks (max_connections).
+_ENV = {"AUXIP_DB_POOL_MAX": "3", "AUXIP_ROUTER_DB_POOL": "4", "AUXIP_ROUTER_WORKERS": "4"}
 
 
 @pytest.fixture(scope="package")
@@ -36,7 +38,7 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings,
     assert "retry: 5" in text and "backoffDelay: PT0.2S" in text
     broker.write_text(text.replace("retry: 5", f"retry: {RETRIES}")
                       .replace("backoffDelay: PT0.2S", "backoffDelay: PT0.1S"))
-    os.environ["AUXIP_KNATIVE_DIR"] = str(manifests)
+    os.environ.update(_ENV, AUXIP_KNATIVE_DIR=str(manifests))
     try:
         info = stack_up.up(settings)
     except Exception as error:
@@ -44,7 +46,8 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings,
     yield info
     for name in ("router", *FUNCTIONS):
         processes.stop(info.settings.state_dir, name)
-    os.environ.pop("AUXIP_KNATIVE_DIR", None)
+    for name in (*_ENV, "AUXIP_KNATIVE_DIR"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
@@ -77,3 +80,8 @@ def wait_until(what: str, done: Callable[[], bool], timeout_s: float = 60.0,
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}: {report() if report else ''}")
+
+
+def execute(settings: Settings, sql: str, *params: object) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(sql, params)

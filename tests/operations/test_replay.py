@@ -118,3 +118,15 @@ def test_replay_selects_by_product_type_and_time(fresh: StackInfo) -> None:
     assert "0 event(s)" in future.output, future.output
     nothing = runner.invoke(cli(), ["replay"])
     assert nothing.exit_code == 2 and "nothing selected" in nothing.output
+
+    wide = {"COLUMNS": "250"}
+    journal = runner.invoke(cli(), ["events", "list", "--product", name], env=wide)
+    assert journal.exit_code == 0 and "4 event(s)" in journal.output, journal.output
+    [published] = query(s, "SELECT id, extensions FROM event_journal WHERE type = %s",
+                        types.PRODUCT_PUBLISHED)
+    trace_id = published["extensions"]["traceparent"].split("-")[1]
+    assert trace_id in journal.output  # every event of the file shows the same trace
+    assert journal.output.count(trace_id) == 4
+    shown = runner.invoke(cli(), ["events", "show", published["id"]])
+    assert shown.exit_code == 0 and name in shown.output
+    assert "0 event(s)" in runner.invoke(cli(), ["events", "list", "--unsent"]).output

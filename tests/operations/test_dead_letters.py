@@ -1,0 +1,89 @@
+"""A handler that always fails: the router retries it as the Broker's delivery says, then
+hands the event to the dead-letter sink (the deadletter function records it); once the
+cause is fixed, `auxip deadletters replay` publishes the product."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from typer.testing import CliRunner
+
+from events import types
+from shared import demo_products, storage
+from shared.settings import Settings
+from shared.stack import processes
+from shared.stack.up import StackInfo
+from shared.telemetry import tracing
+from tests.operations.conftest import RETRIES, cli, execute, query, wait_until
+
+# The cause: the catalogue refuses every publication, so publish fails (500) each time.
+REFUSE = """
+CREATE FUNCTION auxip_test_refuse_publication() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'publication refused (test)'; END $$;
+CREATE TRIGGER auxip_test_refuse_publication BEFORE UPDATE OF status ON products
+FOR EACH ROW WHEN (NEW.status = 'published') EXECUTE FUNCTION auxip_test_refuse_publication();
+"""
+FIX = "DROP FUNCTION IF EXISTS auxip_test_refuse_publication() CASCADE"
+
+
+def _log_size(settings: Settings) -> int:
+    path = processes.log_path(settings.state_dir, "publish")
+    return path.stat().st_size if path.exists() else 0
+
+
+def _failures_logged(settings: Settings, event_id: str, offset: int) -> list[dict]:
+    """publish's failure lines for `event_id` written past `offset` (the log outlives runs)."""
+    with processes.log_path(settings.state_dir, "publish").open("rb") as log:
+        log.seek(offset)
+        lines = log.read().decode("utf-8", "replace").splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    return [e for e in entries if e["event_id"] == event_id
+            and e["message"].startswith("publish failed")]
+
+
+def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) -> None:
+    s = fresh.settings
+    offset = _log_size(s)
+    execute(s, FIX)
+    execute(s, REFUSE)
+    try:
+        start = datetime(2025, 7, 1, tzinfo=UTC)
+        name, body = demo_products.orbit_eof("A", "AUX_RESORB", start, start + timedelta(hours=3),
+                                             start + timedelta(hours=4), max_vectors=4)
+        storage.put_bytes(storage.client(s), s.inbox_bucket, name, body)
+        wait_until("the packaged event to reach the dead letters",
+                   lambda: query(s, "SELECT 1 FROM dead_letters") != [],
+                   report=lambda: query(s, "SELECT name, status FROM products"))
+    finally:
+        execute(s, FIX)
+    [packaged] = query(s, "SELECT id, extensions FROM event_journal WHERE type = %s",
+                       types.PRODUCT_PACKAGED)
+    [letter] = query(s, "SELECT * FROM dead_letters")
+    assert (letter["event_id"], letter["type"]) == (packaged["id"], types.PRODUCT_PACKAGED)
+    assert letter["subscriber"] == fresh.layout.function_url("publish")
+    assert letter["error"].startswith("HTTP 500")
+    # One first attempt plus the configured retries, each logged by publish with the event.
+    failures = _failures_logged(s, packaged["id"], offset)
+    assert len(failures) == RETRIES + 1
+    assert "publication refused (test)" in failures[0]["message"]
+    # ...in the file's trace: the router carried the event's traceparent to every attempt.
+    trace_id = tracing.trace_id_of(packaged["extensions"]["traceparent"])
+    assert {f["trace_id"] for f in failures} == {trace_id} and failures[0]["product"] == name
+    assert query(s, "SELECT status FROM products") == [{"status": "packaged"}]
+
+    runner = CliRunner()
+    listed = runner.invoke(cli(), ["deadletters", "list"])
+    assert listed.exit_code == 0 and "1 dead letter(s)" in listed.output, listed.output
+    shown = runner.invoke(cli(), ["products", "show", name])
+    assert shown.exit_code == 0 and f"dead letter {letter['id']}" in shown.output, shown.output
+
+    replayed = runner.invoke(cli(), ["deadletters", "replay", str(letter["id"])])
+    assert replayed.exit_code == 0 and "1 of 1 replayed" in replayed.output, replayed.output
+    [product] = query(s, "SELECT status, online FROM products")
+    assert product == {"status": "published", "online": True}  # publish answered once done
+    assert query(s, "SELECT replayed_at FROM dead_letters")[0]["replayed_at"] is not None
+    assert "0 dead letter(s)" in runner.invoke(cli(), ["deadletters", "list"]).output
+    purged = runner.invoke(cli(), ["deadletters", "purge", "--replayed", "--yes"])
+    assert "1 dead letter(s) deleted" in purged.output, purged.output
+    assert query(s, "SELECT 1 FROM dead_letters") == []
