@@ -50,14 +50,14 @@ def audit(
     except psycopg.OperationalError as error:
         print(f"cannot connect: {error}".strip())
         raise typer.Exit(1) from None
-    table = Table("at (UTC)", "actor", "action", "outcome", "product / subscription", "bytes",
-                  "range", "client")
+    table = Table("at (UTC)", "actor", "action", "outcome", "bytes", "range", "client")
+    # Product names are long and operators copy them: full width, on a line of their own.
+    table.add_column("product / subscription", overflow="fold")
     for row in rows:
         target = row["product_id"] or row["subscription_id"] or ""
         name = row["details"].get("name") if isinstance(row["details"], dict) else None
         table.add_row(format_odata(row["at"]), row["actor"], row["action"], row["outcome"],
-                      f"{name or target}", "" if row["bytes_sent"] is None
-                      else f"{row['bytes_sent']:,}", row["range_spec"] or "",
-                      row["client_address"] or "")
+                      "" if row["bytes_sent"] is None else f"{row['bytes_sent']:,}",
+                      row["range_spec"] or "", row["client_address"] or "", f"{name or target}")
     Console().print(table)
     print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")

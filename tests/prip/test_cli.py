@@ -17,8 +17,8 @@ app.command("audit")(audit.audit)
 app.add_typer(subscriptions.app, name="subscriptions")
 
 
-def run(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+def run(*args: str, columns: int = 250) -> str:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(columns)})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -28,6 +28,8 @@ def test_audit_lists_downloads_with_filters(api):
     output = run("audit", "--user", "bob", "--action", "download", "--since", "1h")
     assert "S1A_OPER_MPL_ORBPRE" in output and "completed" in output and "7,000" in output
     assert "1 entry" in output
+    narrow = run("audit", "--user", "bob", "--action", "download", columns=80)
+    assert "S1A_OPER_MPL_ORBPRE" in "".join(line.strip(" │┃") for line in narrow.splitlines())
     assert "0 entries" in run("audit", "--user", "nobody")
     assert "0 entries" in run("audit", "--since", "2999-01-01T00:00:00Z")
 
