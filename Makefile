@@ -55,3 +55,14 @@ schemas: venv
 clean: down
 	rm -rf .local .pytest_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+IMAGE ?=
+OVERLAY ?= production
+FUNCTION ?=
+.PHONY: image manifests deploy
+image:
+	IMAGE="$(IMAGE)" bash scripts/deploy.sh image
+manifests: venv
+	PYTHON=$(VENV)/bin/python bash scripts/deploy.sh manifests
+deploy: venv
+	IMAGE="$(IMAGE)" OVERLAY="$(OVERLAY)" PYTHON=$(VENV)/bin/python bash scripts/deploy.sh deploy $(FUNCTION)
