@@ -44,10 +44,13 @@ def _run_slow(config: pytest.Config) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _run_slow(config):
         return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow")
-    for item in items:
-        if "slow" in item.keywords and HERE in Path(str(item.path)).resolve().parents:
-            item.add_marker(skip)
+    # Deselected, not skipped: they are the benchmark `make bench` runs, not a test that
+    # could not run here.
+    slow = [item for item in items
+            if "slow" in item.keywords and HERE in Path(str(item.path)).resolve().parents]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in slow]
 
 
 def fresh_database(name: str) -> str:
