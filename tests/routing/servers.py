@@ -5,6 +5,7 @@ either faithfully or with one byte changed (a target that stores different bytes
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ class Receiver:
     """An HTTP endpoint for PUT, GET and HEAD of whole files, kept in memory."""
 
     corrupt: bool = False
+    etag: bool = False  # answer with the MD5 of what it holds as ETag, as S3-like servers do
     stored: dict[str, bytes] = field(default_factory=dict)
     puts: list[str] = field(default_factory=list)
     server: BaseWSGIServer | None = None
@@ -140,6 +142,8 @@ class Receiver:
             response = Response(status=201)
         elif request.method in ("GET", "HEAD") and path in self.stored:
             response = Response(self.stored[path], content_type="application/octet-stream")
+            if self.etag:
+                response.set_etag(hashlib.md5(self.stored[path]).hexdigest())
         else:
             response = Response(status=404)
         return response(environ, start_response)

@@ -51,6 +51,7 @@ class BucketTarget:
     def deliver(self, product: Mapping[str, Any], body: IO[bytes],
                 checksums: Checksums) -> None:
         bucket, key = self.config.bucket, render(self.config.key, product)
+        body.seek(0)
         try:
             if checksums.size <= SINGLE_PUT_LIMIT:
                 self.s3.put_object(
