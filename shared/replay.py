@@ -122,7 +122,8 @@ def journal_rows(conn: psycopg.Connection, selection: Selection) -> list[dict]:
         " AND (%(since)s::timestamptz IS NULL OR j.time >= %(since)s)"
         " AND (%(until)s::timestamptz IS NULL OR j.time < %(until)s)"
         " AND (NOT %(unsent)s OR j.sent_at IS NULL)"
-        " AND (cardinality(%(names)s::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest(%(names)s::text[]) n"
+        " AND (cardinality(%(names)s::text[]) = 0 OR EXISTS ("
+        "   SELECT 1 FROM unnest(%(names)s::text[]) n"
         "   WHERE j.subject = n OR starts_with(j.subject, n || '.')"
         "   OR starts_with(j.subject, n || '/') OR strpos(j.subject, '/' || n) > 0))"
         " ORDER BY " + ("j.recorded_at DESC, j.id DESC" if selection.newest

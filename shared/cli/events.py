@@ -18,7 +18,8 @@ from shared import outbox, replay
 from shared.settings import Settings
 from shared.stack.up import stack_settings
 
-app = typer.Typer(no_args_is_help=True, help="The event journal (outbox): list, show, send the unsent.")
+app = typer.Typer(no_args_is_help=True,
+                  help="The event journal (outbox): list, show, send the unsent.")
 console = Console()
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -72,7 +72,8 @@ def show(name: str) -> None:
         console.print_json(json.dumps(row, default=str))
     table = Table("time", "type", "subject", "id", "sent", title="events")
     for event in events:
-        table.add_row(f"{event['time']:%Y-%m-%d %H:%M:%S}", event["type"].removeprefix("org.auxip."),
+        table.add_row(f"{event['time']:%Y-%m-%d %H:%M:%S}",
+                      event["type"].removeprefix("org.auxip."),
                       event["subject"] or "", event["id"],
                       "yes" if event["sent_at"] else "[yellow]no[/]")
     console.print(table)

@@ -97,7 +97,8 @@ def _observe_event(function: str, handle: Callable[..., Any], event: CloudEvent,
     with tracing.tracer().start_as_current_span(
         function, context=parent, kind=SpanKind.CONSUMER, attributes=attributes,
         record_exception=True, set_status_on_exception=True,
-    ), json_logs.bound(event_id=event["id"], event_type=event["type"], product=product):
+    ), json_logs.bound(event_id=event["id"], event_type=event["type"],
+                        subject=event.get("subject"), product=product):
         return _timed(function, lambda: handle(event, *args, **kwargs))
 
 

@@ -1,8 +1,8 @@
 """JSON-lines logs: one object per line, with the event, the product and the trace of the
 invocation that wrote it, so one file's story is one query in the log store.
 
-Every line has the same keys (`event_id`, `event_type`, `product`, `trace_id`, `span_id`
-are null outside an invocation): log queries never need to test whether a key exists.
+Every line has the same keys (`event_id`, `event_type`, `subject`, `product`, `trace_id`,
+`span_id` are null outside an invocation): log queries never test whether a key exists.
 The fields come from a context variable (`bound`), so lines written deep inside `shared`
 by modules that know nothing of events still carry them.
 """
@@ -20,7 +20,7 @@ from typing import IO
 
 from opentelemetry import trace
 
-CONTEXT_KEYS = ("event_id", "event_type", "product")
+CONTEXT_KEYS = ("event_id", "event_type", "subject", "product")
 
 _fields: ContextVar[dict[str, str]] = ContextVar("auxip_log_fields", default={})
 
@@ -78,6 +78,21 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(extra)}]" if extra else line
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
 def configure(service: str, *, level: str = "INFO", fmt: str = "json",
               stream: IO[str] | None = None) -> logging.Handler:
     """Send the root logger's records to `stream` (stderr) in `fmt`; idempotent: a second
@@ -86,7 +101,7 @@ def configure(service: str, *, level: str = "INFO", fmt: str = "json",
     for handler in list(root.handlers):
         if getattr(handler, "auxip", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.auxip = True  # type: ignore[attr-defined]
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
@@ -94,4 +109,7 @@ def configure(service: str, *, level: str = "INFO", fmt: str = "json",
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # One INFO line per HTTP request the outbox makes would drown the function's own lines.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     return handler

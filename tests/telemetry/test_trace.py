@@ -23,7 +23,8 @@ from tests.telemetry.conftest import client
 
 def _journalled(settings: Settings, event_type: str) -> dict:
     with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
-        [row] = conn.execute("SELECT * FROM event_journal WHERE type = %s", (event_type,)).fetchall()
+        [row] = conn.execute("SELECT * FROM event_journal WHERE type = %s",
+                             (event_type,)).fetchall()
     return row
 
 
