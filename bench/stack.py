@@ -117,9 +117,10 @@ def planned_settings() -> Settings:
     return Settings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
 
 
-def server_url(settings: Settings, dbname: str) -> str:
-    """Another database on the server of the bench stack's catalogue."""
-    return conninfo.make_conninfo(settings.database_url, dbname=dbname)
+def configured_server(dbname: str) -> str:
+    """A database on the configured server (not on a private cluster the stack may have
+    started because that server did not answer in time once)."""
+    return conninfo.make_conninfo(_SERVER_URL, dbname=dbname)
 
 
 def _clean_environment() -> None:
@@ -159,6 +160,15 @@ def _start_issuer(stack: BenchStack) -> None:
     raise RuntimeError(f"token issuer not answering{stack_up.log_tail(stack.state, ISSUER)}")
 
 
+def _wait_for_server(url: str, timeout: float = 30.0) -> None:
+    """A busy shared server can miss `up`'s one 3-second probe (all connection slots taken
+    by test stacks for a moment): `up` would then start a private cluster and the bench
+    would seed and query another server than the one it was meant to. Try a while first."""
+    deadline = time.monotonic() + timeout
+    while not postgres.reachable(url) and time.monotonic() < deadline:
+        time.sleep(1.0)
+
+
 @contextmanager
 def bench_stack(*, reuse: bool = False, keep: bool = False) -> Iterator[BenchStack]:
     """The stack, fresh (taken down first, empty database) unless `reuse` and it runs;
@@ -173,6 +183,7 @@ def bench_stack(*, reuse: bool = False, keep: bool = False) -> Iterator[BenchSta
             info = stack_up.up(wanted)
         else:
             stack_up.down(wanted)
+            _wait_for_server(wanted.database_url)
             url, _ = stack_up.database(wanted)
             postgres.drop_database(url)
             info = stack_up.up(wanted.model_copy(update={"database_url": url}))

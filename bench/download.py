@@ -1,0 +1,223 @@
+"""Download benchmark: a 512 MiB product through `Products(<Id>)/$value` against a direct
+S3 GET of the same object, with the prip process's memory sampled during the download.
+
+The object goes straight into the archive bucket and its row straight into the catalogue
+(published, online): pushing 512 MiB through ingest would measure clamd and MD5, not the
+download. The direct GET uses a presigned URL of the object, so that both sides run the
+same client code (urllib3, which boto3 uses underneath, 1 MiB reads, bytes thrown away):
+only the server path differs. httpx as the client was measured at about half urllib3's
+rate on this machine, which would have made the client the bottleneck. They alternate,
+five downloads each, and the medians are compared. A flat RSS while 512 MiB pass
+through means prip streams; a delta near 512 MiB would mean it buffers.
+
+    python -m bench.download [--mib N] [--reuse] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+import urllib3
+
+from bench import procs
+from bench.figures import Figure, Outcome, at_least, median
+from bench.stack import BenchStack, bench_stack
+from shared import storage
+
+MiB = 1024**2
+SIZE_MIB = 512
+REPEATS = 5
+CHUNK = MiB
+TARGET_RATIO = 0.9
+KEY = "bench/S1A_AUX_SCS_V20400101T000000_G20400101T000000.SAFE.zip"
+NAME = KEY.removeprefix("bench/")
+SAMPLE_S = 0.01
+
+
+@dataclass
+class RssSampler:
+    """Samples the resident memory of a process tree in a thread (every SAMPLE_S)."""
+
+    pid: int
+    samples: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _rss(self) -> int:
+        return sum(procs.rss_bytes(p) for p in procs.tree(self.pid))
+
+    def __enter__(self) -> RssSampler:
+        self.samples.append(self._rss())
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.samples.append(self._rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.samples.append(self._rss())
+
+    @property
+    def start(self) -> int:
+        return self.samples[0]
+
+    @property
+    def max_delta(self) -> int:
+        return max(self.samples) - self.start
+
+
+def _body(size: int) -> tuple[bytes, str]:
+    """A 1 MiB random block repeated: nothing on the way compresses or deduplicates."""
+    block = os.urandom(MiB)
+    digest = hashlib.md5(usedforsecurity=False)
+    for _ in range(size // MiB):
+        digest.update(block)
+    return block, digest.hexdigest()
+
+
+def stage_product(stack: BenchStack, size_mib: int) -> str:
+    """Put the object and its catalogue row; returns the product Id."""
+    size = size_mib * MiB
+    block, md5 = _body(size)
+    path = stack.state / "bench-download.bin"
+    with open(path, "wb") as out:
+        for _ in range(size_mib):
+            out.write(block)
+    try:
+        storage.put_file(storage.client(stack.settings), stack.settings.archive_bucket, KEY,
+                         path, content_type="application/zip")
+    finally:
+        path.unlink(missing_ok=True)
+    product_id = uuid.uuid5(uuid.NAMESPACE_URL, f"auxip-bench/{KEY}/{size}")
+    now = datetime.now(UTC)
+    with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM products WHERE id = %s OR name = %s", (product_id, NAME))
+        conn.execute(
+            "INSERT INTO products (id, logical_name, name, status, product_type,"
+            " platform_serial, fingerprint, layout, archive_key, distribution_key, content_type,"
+            " content_length, checksums, content_start, content_end, origin_date,"
+            " publication_date, online)"
+            " VALUES (%s, %s, %s, 'published', 'AUX_SCS', 'A', %s, 'safe-archive', %s, %s,"
+            " 'application/zip', %s, %s, %s, %s, %s, %s, true)",
+            (product_id, NAME.removesuffix(".zip"), NAME, md5, KEY, KEY, size,
+             json.dumps([{"Algorithm": "MD5", "Value": md5,
+                          "ChecksumDate": now.isoformat()}]), now, now, now, now))
+    return str(product_id)
+
+
+_HTTP = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[float, int]:
+    """(seconds, bytes) of one GET read in 1 MiB chunks, the bytes thrown away."""
+    began = time.perf_counter()
+    answer = _HTTP.request("GET", url, headers=headers, preload_content=False)
+    try:
+        if answer.status != 200:
+            raise RuntimeError(f"GET {url[:80]} answered {answer.status}: {answer.read(300)!r}")
+        got = 0
+        for chunk in answer.stream(CHUNK, decode_content=False):
+            got += len(chunk)
+    finally:
+        answer.release_conn()
+    return time.perf_counter() - began, got
+
+
+def direct_get(stack: BenchStack) -> tuple[float, int]:
+    """A GET of the archive object straight from RGW (presigned: signed in the URL)."""
+    url = storage.client(stack.settings).generate_presigned_url(
+        "get_object", Params={"Bucket": stack.settings.archive_bucket, "Key": KEY},
+        ExpiresIn=600)
+    return _get(url, {})
+
+
+def api_get(stack: BenchStack, product_id: str) -> tuple[float, int, RssSampler]:
+    """(seconds, bytes, RSS samples of prip) of `$value` with a reader's token."""
+    url = f"{stack.url('prip')}/odata/v1/Products({product_id})/$value"
+    headers = {"Authorization": f"Bearer {stack.token()}"}
+    with RssSampler(stack.pid("prip")) as rss:
+        took, got = _get(url, headers)
+    return took, got, rss
+
+
+def run(stack: BenchStack, *, size_mib: int = SIZE_MIB) -> Outcome:
+    out = Outcome("download")
+    size = size_mib * MiB
+    began = time.perf_counter()
+    product_id = stage_product(stack, size_mib)
+    print(f"download: {size_mib} MiB product staged in {time.perf_counter() - began:.1f} s",
+          flush=True)
+    api_get(stack, product_id)  # warm-up: token check, pools, first S3 connection
+    direct: list[float] = []
+    api: list[float] = []
+    deltas: list[int] = []
+    start_rss = 0
+    for _ in range(REPEATS):
+        took, got = direct_get(stack)
+        if got != size:
+            raise RuntimeError(f"direct GET returned {got} bytes of {size}")
+        direct.append(size / MiB / took)
+        took, got, rss = api_get(stack, product_id)
+        if got != size:
+            raise RuntimeError(f"$value returned {got} bytes of {size}")
+        api.append(size / MiB / took)
+        deltas.append(rss.max_delta)
+        start_rss = rss.start
+        print(f"download: direct {direct[-1]:.0f} MiB/s, $value {api[-1]:.0f} MiB/s, prip RSS "
+              f"+{rss.max_delta / MiB:.1f} MiB over {len(rss.samples)} samples", flush=True)
+    storage.delete(storage.client(stack.settings), stack.settings.archive_bucket, KEY)
+    rate, base = median(api), median(direct)
+    ratio = rate / base
+    out.figures += [
+        Figure("download", f"$value throughput, {size_mib} MiB", rate, "MiB/s", base,
+               (at_least(ratio, TARGET_RATIO, ">= 0.9 x direct GET", f"{ratio:.2f} x"),),
+               note=f"median of {REPEATS}; baseline: direct (presigned) GET from RGW"),
+        Figure("download", "prip RSS max delta during $value", max(deltas) / MiB, "MiB",
+               start_rss / MiB, note="baseline: prip RSS before the download"),
+    ]
+    out.details = [
+        f"{size_mib} MiB object (random 1 MiB block repeated) in the archive bucket, row "
+        f"inserted published/online. {REPEATS} downloads each way, alternating, after one "
+        "warm-up `$value`; one client for both (urllib3, 1 MiB reads, discarded); the direct "
+        "GET uses a presigned URL of the archive object.",
+        f"Direct GET MiB/s: {', '.join(f'{v:.0f}' for v in direct)}; `$value` MiB/s: "
+        f"{', '.join(f'{v:.0f}' for v in api)}.",
+        f"prip (gunicorn master + worker) RSS before: {start_rss / MiB:.0f} MiB; max delta "
+        f"per download: {', '.join(f'{d / MiB:.1f}' for d in deltas)} MiB (sampled every "
+        f"{SAMPLE_S * 1000:.0f} ms): flat, so `$value` streams.",
+    ]
+    if max(deltas) > 64 * MiB:
+        out.details[-1] = out.details[-1].replace("flat, so `$value` streams.",
+                                                  "NOT flat: `$value` holds the bytes.")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mib", type=int, default=SIZE_MIB)
+    parser.add_argument("--reuse", action="store_true", help="keep a running bench stack")
+    parser.add_argument("--keep", action="store_true", help="leave the bench stack up")
+    args = parser.parse_args()
+    from bench import report
+
+    with bench_stack(reuse=args.reuse, keep=args.keep) as stack:
+        outcome = run(stack, size_mib=args.mib)
+    report.print_outcomes([outcome])
+
+
+if __name__ == "__main__":
+    main()
