@@ -44,8 +44,12 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings,
     except Exception as error:
         pytest.fail(f"the pipeline did not start: {error}", pytrace=False)
     yield info
-    for name in ("router", *FUNCTIONS):
-        processes.stop(info.settings.state_dir, name)
+    # All at once (one by one, each gunicorn's graceful stop adds up to ~20 s).
+    state = info.settings.state_dir
+    ours = {"router", *FUNCTIONS}
+    processes.stop_many([p for p in processes.tracked(state) if p.name in ours])
+    for name in ours:
+        processes.stop(state, name)  # gone already: forgets its pid file
     for name in (*_ENV, "AUXIP_KNATIVE_DIR"):
         os.environ.pop(name, None)
 
