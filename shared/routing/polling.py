@@ -111,6 +111,9 @@ def _poll_locked(rt: Runtime, conn: psycopg.Connection, name: str,
         run.error = str(error)
     except (BotoCoreError, ClientError) as error:
         run.error = f"inbox {rt.settings.inbox_bucket}: {error}"
+    except Exception as error:  # a listing that failed in a library's own way
+        log.exception("poll %s", name)
+        run.error = f"{type(error).__name__}: {error}"
     finally:
         source.close()
     state["last_run"] = format_odata(now)
@@ -203,10 +206,15 @@ class _Run:
     def _copy(self, item: Item, key: str) -> Checksums:
         with tempfile.TemporaryFile(prefix="auxip-poll-") as spool:
             digest = Digest()
-            with self.source.open(item) as chunks:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    spool.write(chunk)
+            try:
+                with self.source.open(item) as chunks:
+                    for chunk in chunks:
+                        digest.update(chunk)
+                        spool.write(chunk)
+            except SourceError:
+                raise
+            except Exception as error:  # a source's library failing mid-read (SSH, sockets)
+                raise SourceError(f"{item.name}: {type(error).__name__}: {error}") from error
             got = digest.result()
             if item.size is not None and got.size != item.size:
                 raise Mismatch(f"{item.name}: {got.size} bytes read, the source announced "

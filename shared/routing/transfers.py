@@ -49,6 +49,7 @@ from shared.routing.targets import (
     CHECKSUM_MISMATCH,
     CONFIG_INVALID,
     PRODUCT_UNAVAILABLE,
+    UNEXPECTED,
     Target,
     TransferError,
     open_target,
@@ -192,48 +193,62 @@ class _Attempts:
         self.rt, self.conn, self.route, self.row = rt, conn, route, row
         self.product, self.environ, self.sleep = product, environ, sleep
         self.budget = settings.route_inline_retry_s
+        self.checksums: Checksums | None = None  # of the bytes in the spool, once read
 
     def run(self) -> Outcome:
         with tempfile.TemporaryFile(prefix="auxip-route-") as spool:
-            checksums: Checksums | None = None
             while True:
-                target: Target | None = None
-                where = self.row["target"]
-                started = time.monotonic()
-                try:
-                    target = open_target(self.route.target, self.rt.settings, self.environ)
-                    where = target.where(self.product)
-                except config.ConfigError as error:
-                    return self._failed(CONFIG_INVALID, str(error), where,
-                                        self.row["attempts"] or 1, 0)
-                attempt = transfers_table.begin_attempt(self.conn, self.row["id"], where)
-                if attempt is None:
-                    return Outcome(self.route.name, self.row["product_id"], "already_done")
-                try:
-                    if checksums is None:
-                        checksums = _from_archive(self.rt, self.product, spool)
-                    target.deliver(self.product, spool, checksums)
-                except TransferError as error:
-                    elapsed = _ms(started)
-                    if attempt >= self.route.retry.attempts:
-                        return self._failed(error.reason, error.detail, where, attempt, elapsed)
-                    delay = self.route.retry.delay(attempt)
-                    transfers_table.retry_later(
-                        self.conn, self.row["id"], error=error.detail[:2000],
-                        reason=error.reason, duration_ms=elapsed,
-                        at=datetime.now(UTC) + timedelta(seconds=delay))
-                    log.warning("route %s: %s attempt %d failed (%s), next in %.1f s",
-                                self.route.name, self.product["name"], attempt, error.detail,
-                                delay)
-                    if delay > self.budget:
-                        return Outcome(self.route.name, self.row["product_id"], "pending",
-                                       attempt, error.detail)
-                    self.budget -= delay
-                    self.sleep(delay)
-                    continue
-                finally:
-                    target.close()
-                return self._completed(where, attempt, _ms(started), checksums)
+                outcome, wait = self._attempt(spool)
+                if outcome is not None:
+                    return outcome
+                self.budget -= wait
+                self.sleep(wait)
+
+    def _attempt(self, spool: IO[bytes]) -> tuple[Outcome | None, float]:
+        """One attempt: its outcome, or None and how long to wait before the next one."""
+        started = time.monotonic()
+        target: Target | None = None
+        where, problem = self.row["target"], None
+        try:
+            target = open_target(self.route.target, self.rt.settings, self.environ)
+            where = target.where(self.product)
+        except config.ConfigError as error:
+            # Retried like any failure: the operator may yet set the missing Secret.
+            problem = TransferError(CONFIG_INVALID, str(error))
+        attempt = transfers_table.begin_attempt(self.conn, self.row["id"], where)
+        try:
+            if attempt is None:
+                return Outcome(self.route.name, self.row["product_id"], "already_done"), 0.0
+            if problem is not None or target is None:
+                raise problem or TransferError(CONFIG_INVALID, "no target")
+            if self.checksums is None:
+                self.checksums = _from_archive(self.rt, self.product, spool)
+            target.deliver(self.product, spool, self.checksums)
+        except TransferError as error:
+            return self._retry_or_fail(error, where, attempt or 0, _ms(started))
+        except Exception as error:  # a library failing in its own way: retried all the same
+            log.exception("route %s: %s", self.route.name, self.product["name"])
+            unexpected = TransferError(UNEXPECTED, f"{type(error).__name__}: {error}")
+            return self._retry_or_fail(unexpected, where, attempt or 0, _ms(started))
+        finally:
+            if target is not None:
+                target.close()
+        return self._completed(where, attempt, _ms(started), self.checksums), 0.0
+
+    def _retry_or_fail(self, error: TransferError, where: str, attempt: int,
+                       duration_ms: int) -> tuple[Outcome | None, float]:
+        if attempt >= self.route.retry.attempts:
+            return self._failed(error.reason, error.detail, where, attempt, duration_ms), 0.0
+        delay = self.route.retry.delay(attempt)
+        transfers_table.retry_later(self.conn, self.row["id"], error=error.detail[:2000],
+                                    reason=error.reason, duration_ms=duration_ms,
+                                    at=datetime.now(UTC) + timedelta(seconds=delay))
+        log.warning("route %s: %s attempt %d failed (%s), next in %.1f s", self.route.name,
+                    self.product["name"], attempt, error.detail, delay)
+        if delay > self.budget:  # the sweep takes it from here
+            return Outcome(self.route.name, self.row["product_id"], "pending", attempt,
+                           error.detail), 0.0
+        return None, delay
 
     def _completed(self, where: str, attempt: int, duration_ms: int,
                    checksums: Checksums) -> Outcome:

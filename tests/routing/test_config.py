@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from psycopg.rows import dict_row
 from functions_framework import create_app
+from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from events import bindings, envelope, types

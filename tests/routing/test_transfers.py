@@ -226,3 +226,20 @@ def test_rules_choose_the_routes(rt: Runtime, tmp_path: Path) -> None:
               for p in (*resorb, *poeorb, mpl)}
     assert chosen == {resorb[0].name: ["orbits"], poeorb[0].name: ["orbits"],
                       mpl.name: ["unit-b-v20"]}
+
+
+def test_a_missing_secret_waits_for_the_operator(rt: Runtime, tmp_path: Path) -> None:
+    """A target whose variable is not set is retried, not dropped: once the deployment
+    has it, the sweep delivers."""
+    [product] = _orbits(rt, 1)
+    add_route(rt, name="to-disk", match={}, target={"kind": "directory",
+                                                    "path": "${AUXIP_TEST_OUT}"},
+              retry={"attempts": 5, "backoff_s": 0.1})
+    [outcome] = _route(rt, product, RoutingSettings(route_inline_retry_s=0))
+    assert outcome.status == "pending"
+    row = _transfer(rt, "to-disk", product)
+    assert row["reason"] == "config_invalid" and "AUXIP_TEST_OUT" in row["error"]
+    time.sleep(0.2)
+    [retried] = transfers.sweep(rt, {**ENV, "AUXIP_TEST_OUT": str(tmp_path)}, FAST)
+    assert (retried.status, retried.attempts) == ("completed", 2)
+    assert (tmp_path / product.name).read_bytes() == product.body

@@ -49,8 +49,13 @@ from shared.runtime import Runtime
 from shared.s1time import format_odata
 from shared.settings import Settings
 from shared.stack import postgres
-from shared.token_issuer.app import IssuerConfig, create_app, key_path, load_or_create_key
-from shared.token_issuer.app import parse_accounts
+from shared.token_issuer.app import (
+    IssuerConfig,
+    create_app,
+    key_path,
+    load_or_create_key,
+    parse_accounts,
+)
 from tests.routing.pipeline import drain
 from tests.routing.servers import free_port
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from shared.routing.config import Basic, ODataSource, OAuth2
+from shared.routing.config import Basic, OAuth2, ODataSource
 from shared.routing.oauth import TokenClient, TokenError, token_client
 from shared.routing.sources import Item, SourceError
 from shared.s1time import format_odata, parse_iso
@@ -89,6 +89,11 @@ class ODataFiles:
         except (KeyError, TypeError, ValueError) as error:
             log.warning("%s: a product without Id/Name/ContentLength/PublicationDate (%s)",
                         self.root, error)
+            return None
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            # The name becomes an inbox key: it must stay one file under the source's prefix.
+            log.warning("%s: product %s has a name that is no file name: %r", self.root,
+                        product_id, name)
             return None
         md5 = next((str(c.get("Value", "")).lower() for c in value.get("Checksum") or []
                     if isinstance(c, Mapping) and str(c.get("Algorithm", "")).upper() == "MD5"),

@@ -20,6 +20,7 @@ CHECKSUM_MISMATCH = "checksum_mismatch"
 ARCHIVE_UNAVAILABLE = "archive_unavailable"
 CONFIG_INVALID = "config_invalid"
 PRODUCT_UNAVAILABLE = "product_unavailable"
+UNEXPECTED = "unexpected_error"  # a failure no target foresaw: logged with its traceback
 
 
 class TransferError(Exception):
