@@ -1,0 +1,101 @@
+"""Clients of the running stack: tokens from its issuer (real password grants), prip over
+HTTP, and a subscriber's notification endpoint that records what it is pushed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+import httpx
+from cloudevents.http import CloudEvent
+from flask import Flask, Response, request
+from werkzeug.serving import make_server
+
+from events import bindings
+from shared.settings import Settings
+from shared.stack.up import StackInfo
+
+# A line per notification received would drown the report of a failing test.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+@cache
+def _token(token_url: str, user: str) -> str:
+    answer = httpx.post(token_url, data={"grant_type": "password", "username": user,
+                                         "password": f"{user}-pw", "client_id": "auxip-tests"},
+                        timeout=30)
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+def token(settings: Settings, user: str) -> str:
+    """A reader's (or subscriber's) access token; cached for the session (they live 5 min,
+    longer than any test that uses one)."""
+    assert settings.token_url, "the stack runs no token issuer"
+    return _token(settings.token_url, user)
+
+
+def bearer(settings: Settings, user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(settings, user)}"}
+
+
+def prip_root(info: StackInfo) -> str:
+    return info.layout.function_url("prip") + "/odata/v1"
+
+
+class NotificationSink:
+    """A subscriber's endpoint: counts the products it is notified of, answers 204."""
+
+    def __init__(self) -> None:
+        self.received: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        app = Flask("notification-sink")
+
+        @app.post("/notify")
+        def receive() -> Response:
+            body = request.get_json(silent=True) or {}
+            with self._lock:
+                self.received[str(body.get("ProductName"))] += 1
+            return Response(status=204)
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.port}/notify"
+
+    def names(self) -> set[str]:
+        with self._lock:
+            return set(self.received)
+
+    def twice(self) -> list[str]:
+        with self._lock:
+            return [name for name, n in self.received.items() if n > 1]
+
+    @contextmanager
+    def serving(self) -> Iterator[NotificationSink]:
+        runner = threading.Thread(target=self._server.serve_forever,
+                                  kwargs={"poll_interval": 0.05}, daemon=True)
+        runner.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def subscribe(info: StackInfo, user: str, endpoint: str, filter_param: str = "") -> str:
+    body = {"NotificationEndpoint": endpoint}
+    if filter_param:
+        body["FilterParam"] = filter_param
+    answer = httpx.post(f"{prip_root(info)}/Subscriptions", json=body,
+                        headers=bearer(info.settings, user), timeout=30)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["Id"]
+
+
+def post_event(url: str, event: CloudEvent) -> httpx.Response:
+    """POST `event` in binary mode, as the broker delivers and the functions send."""
+    headers, body = bindings.to_http_binary(event)
+    return httpx.post(url, headers=headers, content=body, timeout=120)

@@ -1,0 +1,70 @@
+"""The whole pipeline as processes (router, token issuer, every function, as `make up` runs
+them) for the reliability tests, with knobs a fault test needs:
+
+- AUXIP_INBOX_RECONCILE_AGE_S short, so that an object whose storage notification was
+  lost (adapter down or failing at PUT time) is announced by the next sweep within the test;
+- twenty readers and a subscriber in the local issuer, so that load clients do not share
+  one user's download quota;
+- smaller connection pools: the machine's PostgreSQL (100 sessions) is shared with other
+  stacks and benchmarks, and the default pools (8 per function, 12 for the router, 32 for
+  download slots) could together take more than what is left of it.
+
+The processes are stopped after this package, so later tests own the ports again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from shared.settings import Settings
+from shared.stack import processes
+from shared.stack import up as stack_up
+from shared.stack.layout import FUNCTIONS
+from tests.reliability import end_state
+
+RECONCILE_AGE_S = 20.0
+SAFE_GRACE_S = 2.0
+LOAD_USERS = tuple(f"load{i:02d}" for i in range(1, 21))
+USERS = ";".join(["alice:alice-pw:reader", "bob:bob-pw:reader,subscriber",
+                  "carol:carol-pw:reader,subscriber", "ops:ops-pw:operator",
+                  *(f"{u}:{u}-pw:reader" for u in LOAD_USERS)])
+PIPELINE_ENV = {
+    "AUXIP_INBOX_RECONCILE_AGE_S": str(RECONCILE_AGE_S),
+    "AUXIP_SAFE_FOLDER_GRACE_S": str(SAFE_GRACE_S),
+    "AUXIP_LOCAL_USERS": USERS,
+    "AUXIP_DB_POOL_MAX": "4",
+    "AUXIP_ROUTER_DB_POOL": "6",
+    "AUXIP_DOWNLOAD_STREAMS_PER_PROCESS": "8",  # gunicorn serves 8 requests at once anyway
+}
+CLIENT_PROCESSES = ("router", "token-issuer", *FUNCTIONS)
+
+
+@pytest.fixture(scope="package")
+def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up.StackInfo]:
+    # Another package's pipeline may still run with its own environment: start afresh.
+    for name in CLIENT_PROCESSES:
+        processes.stop(settings.state_dir, name)
+    saved = {k: os.environ.get(k) for k in PIPELINE_ENV}
+    os.environ.update(PIPELINE_ENV)  # `up` hands the caller's AUXIP_* to every process
+    try:
+        info = stack_up.up(settings)
+    except Exception as error:
+        pytest.fail(f"the pipeline did not start: {error}", pytrace=False)
+    yield info
+    end_state.close_sessions()
+    for name in CLIENT_PROCESSES:
+        processes.stop(info.settings.state_dir, name)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def fresh(pipeline: stack_up.StackInfo, clean_buckets: None,
+          clean_catalogue: None) -> stack_up.StackInfo:
+    return pipeline
