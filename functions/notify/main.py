@@ -17,6 +17,7 @@ from events.products import ProductEvicted, ProductPublished
 from shared import notifications
 from shared.catalogue.subscriptions import CREATED, DELETED
 from shared.runtime import current
+from shared.telemetry.instrument import instrumented
 
 log = logging.getLogger("auxip.notify")
 
@@ -32,6 +33,7 @@ def _http() -> httpx.Client:
 
 
 @functions_framework.cloud_event
+@instrumented("notify")
 def handle(event: CloudEvent) -> None:
     if event["type"] == types.PRODUCT_EVICTED:
         data: ProductPublished | ProductEvicted = envelope.data_of(event, ProductEvicted)

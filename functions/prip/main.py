@@ -7,8 +7,10 @@ import flask
 import functions_framework
 
 from shared.prip import routes
+from shared.telemetry.instrument import instrumented
 
 
 @functions_framework.http
+@instrumented("prip")
 def handle(request: flask.Request) -> flask.Response:
     return routes.dispatch(request)

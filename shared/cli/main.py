@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import audit, db, demo, stack, subscriptions
+from shared.cli import (
+    audit, db, deadletters, demo, events, kpi, products, replay, stack, subscriptions,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 stack.register(app)
@@ -12,6 +14,11 @@ app.add_typer(db.app, name="db")
 app.command("audit")(audit.audit)
 app.command("demo")(demo.run)
 app.add_typer(subscriptions.app, name="subscriptions")
+app.add_typer(events.app, name="events")
+app.add_typer(deadletters.app, name="deadletters")
+app.add_typer(products.app, name="products")
+replay.register(app)
+kpi.register(app)
 
 if __name__ == "__main__":
     app()

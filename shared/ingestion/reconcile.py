@@ -13,6 +13,7 @@ from events.files import FileArrived
 from shared import outbox, storage
 from shared.ingestion.locate import is_folder_marker, locate
 from shared.runtime import Runtime
+from shared.telemetry.tracing import current_trace_extensions
 
 _IDS = uuid.UUID("c0f3e1d2-4b5a-4e8f-9a7b-3d2c1e0f9a8b")
 
@@ -40,6 +41,7 @@ def reconcile_inbox(rt: Runtime, min_age_s: float) -> list[str]:
             # Once per object version: an object whose ingest keeps failing is for the
             # dead letters and its operators, not for another announcement every minute.
             event_id=str(uuid.uuid5(_IDS, f"{s.inbox_bucket}/{item.key}/{item.etag}")),
+            extensions=current_trace_extensions(),
         ))
     with rt.pool.connection() as conn:
         with conn.transaction():

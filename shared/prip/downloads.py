@@ -38,6 +38,7 @@ from shared.catalogue.audit import AuditEntry
 from shared.odata import ODataError
 from shared.prip import audit, errors
 from shared.prip.quotas import RETRY_AFTER_S, Busy, Slot
+from shared.telemetry import metrics
 
 if TYPE_CHECKING:
     from shared.prip.service import Service
@@ -189,6 +190,7 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
 
     def finished(sent: int, outcome: str) -> None:
         slot.release()
+        metrics.downloaded(outcome, sent)
         note(outcome, bytes_sent=sent, range_spec=range_spec,
               details={"name": row["name"], "status": status, "length": length})
 
