@@ -16,7 +16,7 @@ from cloudevents.http import CloudEvent, from_http
 
 def to_http_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:
     headers, body = to_binary(event)
-    return dict(headers), _bytes(body)
+    return {name: _header_value(value) for name, value in headers.items()}, _bytes(body)
 
 
 def to_http_structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
@@ -58,6 +58,20 @@ def _json_or_raw(value: bytes) -> object:
         return json.loads(value)
     except (ValueError, TypeError):
         return value
+
+
+_PLAIN = frozenset(range(0x20, 0x7F))
+
+
+def _header_value(value: str) -> str:
+    """A value that can travel in an HTTP header. The SDK leaves attribute values as they
+    are, and a non-ASCII one (an object key such as `S1A_ÖPOD.EOF` in `subject`) cannot be
+    sent at all; those are percent-encoded as the HTTP binding specifies (space, '"', '%'
+    and everything outside printable ASCII, as UTF-8 bytes), like the router does."""
+    if all(ord(c) in _PLAIN for c in value):
+        return value
+    return "".join(chr(b) if 0x21 <= b <= 0x7E and b not in (0x22, 0x25) else f"%{b:02X}"
+                   for b in value.encode("utf-8"))
 
 
 def _bytes(body: bytes | str | None) -> bytes:
