@@ -9,58 +9,30 @@ inbox (and the adapter's port) again.
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from cloudevents.http import CloudEvent
 
 from events import bindings
 from shared.settings import Settings
-from shared.stack import processes
 from shared.stack import up as stack_up
-from shared.stack.layout import FUNCTIONS
+from tests.pipeline import query, running, wait_until  # noqa: F401  (used by the tests)
 
 GRACE_S = 2.0  # SAFE folders incomplete this long are quarantined at the next sweep
 
 
 @pytest.fixture(scope="package")
 def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up.StackInfo]:
-    os.environ["AUXIP_SAFE_FOLDER_GRACE_S"] = str(GRACE_S)
-    try:
-        info = stack_up.up(settings)
-    except Exception as error:
-        pytest.fail(f"the pipeline did not start: {error}", pytrace=False)
-    yield info
-    for name in ("router", "token-issuer", *FUNCTIONS):
-        processes.stop(info.settings.state_dir, name)
-    os.environ.pop("AUXIP_SAFE_FOLDER_GRACE_S", None)
+    with running(settings, {"AUXIP_SAFE_FOLDER_GRACE_S": str(GRACE_S)}) as info:
+        yield info
 
 
 @pytest.fixture
 def fresh(pipeline: stack_up.StackInfo, clean_buckets: None, clean_catalogue: None) -> stack_up.StackInfo:
     return pipeline
-
-
-def query(settings: Settings, sql: str, *params: object) -> list[dict]:
-    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def wait_until(what: str, done: Callable[[], bool], timeout_s: float = 90.0,
-               report: Callable[[], Any] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if done():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}: {report() if report else ''}")
 
 
 def ping(info: stack_up.StackInfo, service: str) -> None:
