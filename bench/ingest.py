@@ -261,10 +261,11 @@ def stage_times(stack: BenchStack, names: Sequence[str]) -> dict[str, list[float
 # --- baseline -----------------------------------------------------------------------------
 
 
-def baseline(stack: BenchStack, files: Sequence[AuxFile]) -> tuple[float, list[float]]:
-    """(files per second, seconds per file) of a loop doing one S3 PUT and one catalogue
-    INSERT (autocommit) per file, into a bucket and a table of their own. Every value is
-    computed before the loop: it measures storing and cataloguing, nothing else."""
+def baseline(stack: BenchStack, files: Sequence[AuxFile]) -> tuple[float, list[float], float]:
+    """(files per second, seconds per file, CPU ms per file) of a loop doing one S3 PUT and
+    one catalogue INSERT (autocommit) per file, into a bucket and a table of their own.
+    Every value is computed before the loop: it measures storing and cataloguing, nothing
+    else. Its CPU: this process, the Ceph daemons and the loop's PostgreSQL backend."""
     s3 = storage.client(stack.settings)
     storage.ensure_bucket(s3, BASELINE_BUCKET)
     now = datetime.now(UTC)
@@ -280,6 +281,14 @@ def baseline(stack: BenchStack, files: Sequence[AuxFile]) -> tuple[float, list[f
         conn.execute("DROP TABLE IF EXISTS bench_baseline")
         conn.execute("CREATE TABLE bench_baseline (LIKE products INCLUDING ALL)")
         took = []
+        servers = [p for n, p in _stack_processes(stack).items() if n in ceph.DAEMONS]
+        backend = conn.info.backend_pid
+
+        def cpu() -> float:
+            return (time.process_time() + procs.cpu_seconds(backend)
+                    + sum(procs.tree_cpu_seconds(p) for p in servers))
+
+        cpu_before = cpu()
         began = time.perf_counter()
         for f, row in zip(files, rows):
             t0 = time.perf_counter()
@@ -287,9 +296,10 @@ def baseline(stack: BenchStack, files: Sequence[AuxFile]) -> tuple[float, list[f
             conn.execute(insert, row)
             took.append(time.perf_counter() - t0)
         rate = len(files) / (time.perf_counter() - began)
+        cpu_ms = 1000 * (cpu() - cpu_before) / len(files)
         conn.execute("DROP TABLE bench_baseline")
     storage.delete_prefix(s3, BASELINE_BUCKET)  # memory store: give the bytes back
-    return rate, took
+    return rate, took, cpu_ms
 
 
 # --- the benchmark ------------------------------------------------------------------------
@@ -323,10 +333,12 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
     print(f"ingest: warm-up {len(warm)}/{WARMUP_FILES} published", flush=True)
 
     before = cpu_snapshot(stack)
+    before["bench (PUTs, polling)"] = time.process_time()
     wall = time.monotonic()
     puts, published, rejected = push(stack, burst_files)
     wall = time.monotonic() - wall
     after = cpu_snapshot(stack)
+    after["bench (PUTs, polling)"] = time.process_time()
     first_put = min(p.started for p in puts)
     put_done = {p.key: p.done for p in puts}
     last_publication = max((a.published for a in published.values()), default=math.nan)
@@ -337,7 +349,7 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
     print(f"ingest: burst {len(published)}/{files} published at {rate:.1f} files/s "
           f"(PUTs at {put_rate:.0f}/s), {len(rejected)} rejected", flush=True)
 
-    base_rate, base_took = baseline(stack, burst_files)
+    base_rate, base_took, base_cpu = baseline(stack, burst_files)
     print(f"ingest: baseline {base_rate:.1f} files/s", flush=True)
 
     offered = TARGET_RATE if rate >= 1.1 * TARGET_RATE else max(1.0, round(0.8 * rate))
@@ -352,6 +364,8 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
 
     p50, p95 = _ms(latency)
     b50, b95 = _ms(base_took)
+    cpu_total = sum(cpu.values())
+    cores = _cores()
     burst50, burst95 = _ms(burst_latency)
     ratio = rate / base_rate if base_rate else math.nan
     out.figures += [
@@ -360,6 +374,11 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
             at_least(ratio, 0.3, ">= 0.3 x baseline", f"{ratio:.2f} x")),
             note=f"baseline: S3 PUT + INSERT loop, 1 thread; {len(published)}/{files} "
                  f"published, {len(rejected)} rejected"),
+        Figure("ingest", "CPU per file, all processes", cpu_total, "ms", base_cpu,
+               note="burst; baseline: the PUT + INSERT loop's CPU (bench, Ceph, backend)"),
+        Figure("ingest", f"rate the CPU allows on {cores} idle cores", cores * 1000 / cpu_total,
+               "files/s", cores * 1000 / base_cpu,
+               note="cores / CPU per file: the ceiling on a machine with nothing else"),
         Figure("ingest", f"latency p50, paced {offered:.0f}/s", p50, "ms", b50,
                note="PUT done -> PublicationDate; baseline: one PUT + INSERT"),
         Figure("ingest", f"latency p95, paced {offered:.0f}/s", p95, "ms", b95,
@@ -389,7 +408,7 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
     for stage, _, _, text in STAGES:
         s50, s95 = _ms(stages[stage])
         lines.append(f"| {stage} | {text} | {s50:.0f} | {s95:.0f} |")
-    busy = sum(cpu.values()) * len(published) / 1000
+    busy = cpu_total * len(published) / 1000
     lines += ["", f"CPU per published file during the burst (ms; all processes together "
                   f"{busy:.0f} CPU-s in {wall:.0f} s wall on {_cores()} cores):", "",
               "| process | CPU ms/file |", "|---|---:|"]

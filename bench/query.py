@@ -320,9 +320,12 @@ def _plan(conn: psycopg.Connection, statement: object, params: tuple[object, ...
           ) -> tuple[list[str], bool, float]:
     """(index names, any sequential scan of products, execution ms)."""
     text = statement if isinstance(statement, str) else statement.as_string(conn)  # type: ignore[attr-defined]
-    (result,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + text, params,
-                             prepare=False).fetchone()
-    document = result[0] if isinstance(result, list) else json.loads(result)[0]
+    documents = []
+    for _ in range(3):  # the best of three: one stall of the shared machine is not the plan
+        (result,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + text, params,
+                                 prepare=False).fetchone()
+        documents.append(result[0] if isinstance(result, list) else json.loads(result)[0])
+    document = min(documents, key=lambda d: float(d["Execution Time"]))
     nodes = list(_nodes(document["Plan"]))
     indexes = sorted({n["Index Name"] for n in nodes if "Index Name" in n})
     seq = any(n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "products"
@@ -435,7 +438,7 @@ def run(stack: BenchStack, *, runs: int = RUNS) -> Outcome:
         "HTTP + auth + JSON (~2-4 ms here) dominates it where the SQL answers in well under "
         "a millisecond.",
         "",
-        "Index use (EXPLAIN ANALYZE of one draw; the API's statement as "
+        "Index use (EXPLAIN ANALYZE of one draw, best of 3 executions; the API's statement as "
         "`shared.odata.build_products_query` makes it, and the hand-written SQL):",
         "",
         "| query | API plan: indexes (exec) | hand-written SQL: indexes (exec) |",

@@ -27,6 +27,12 @@ from bench.figures import Outcome  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
 
 
+def _dbname(url: str) -> str:
+    from psycopg import conninfo
+
+    return str(conninfo.conninfo_to_dict(url).get("dbname"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=report.RESULTS,
@@ -59,8 +65,9 @@ def main() -> int:
         return outcome
 
     with bench_stack(keep=args.keep) as stack:
-        notes.append(f"stack: port base {stack.layout.port_base}, database "
-                     f"{stack.info.database} ({stack.settings.database_url.split(' host')[0]}), "
+        notes.append(f"stack: port base {stack.layout.port_base} (the issue's 48080 lies in the "
+                     "kernel's ephemeral port range, which `shared.stack.up` refuses), database "
+                     f"{stack.info.database} ({_dbname(stack.settings.database_url)}), "
                      f"up in {stack.info.seconds:.0f} s")
         ingested = attempt("ingest", lambda: ingest.run(stack, files=args.files))
         cpu = ingested.data.get("cpu_per_file") if ingested else None
