@@ -364,7 +364,7 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
 
     p50, p95 = _ms(latency)
     b50, b95 = _ms(base_took)
-    cpu_total = sum(cpu.values())
+    cpu_total = max(sum(cpu.values()), 1e-6)
     cores = _cores()
     burst50, burst95 = _ms(burst_latency)
     ratio = rate / base_rate if base_rate else math.nan
@@ -377,7 +377,7 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
         Figure("ingest", "CPU per file, all processes", cpu_total, "ms", base_cpu,
                note="burst; baseline: the PUT + INSERT loop's CPU (bench, Ceph, backend)"),
         Figure("ingest", f"rate the CPU allows on {cores} idle cores", cores * 1000 / cpu_total,
-               "files/s", cores * 1000 / base_cpu,
+               "files/s", cores * 1000 / max(base_cpu, 1e-6),
                note="cores / CPU per file: the ceiling on a machine with nothing else"),
         Figure("ingest", f"latency p50, paced {offered:.0f}/s", p50, "ms", b50,
                note="PUT done -> PublicationDate; baseline: one PUT + INSERT"),
