@@ -21,6 +21,7 @@ from uuid import UUID, uuid5
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from pydantic import TypeAdapter
 
 from shared import runtime, storage
 from shared.catalogue import products
@@ -108,7 +109,7 @@ def journal(rt: Runtime, event_type: str) -> list[dict]:
 
 
 def add_source(rt: Runtime, **fields: Any) -> None:
-    source = config.TypeAdapter(config.Source).validate_python(fields)
+    source = TypeAdapter(config.Source).validate_python(fields)
     with psycopg.connect(rt.settings.database_url, autocommit=True) as conn:
         sources_table.upsert(conn, config.source_row(source))
 

@@ -103,7 +103,8 @@ def test_the_commands_load_list_and_switch(settings: Settings, clean_catalogue: 
     assert loaded.exit_code == 0, loaded.output
     assert "adgs: created" in loaded.output
     loaded = cli.invoke(routes_cli.app, ["load", str(SHIPPED)])
-    assert loaded.exit_code == 0 and "orbits-to-mission-planning: created" in loaded.output
+    assert loaded.exit_code == 0 and "orbits-to-mission-planning: created" in loaded.output, \
+        loaded.output
     assert "adgs: unchanged" in cli.invoke(sources_cli.app, ["load", str(SHIPPED)]).output
 
     # The catalogue holds the references, never a value.
@@ -118,15 +119,16 @@ def test_the_commands_load_list_and_switch(settings: Settings, clean_catalogue: 
     enabled = {r["name"]: r["enabled"] for r in _query(settings,
                                                          "SELECT name, enabled FROM sources")}
     assert enabled["adgs"] is False and enabled["mission-planning"] is True
-    listing = cli.invoke(sources_cli.app, ["list"], env={"COLUMNS": "200"})
-    assert listing.exit_code == 0 and "mission-planning" in listing.output
-    listing = cli.invoke(routes_cli.app, ["list"], env={"COLUMNS": "200"})
-    assert listing.exit_code == 0 and "orbits-to-mission-planning" in listing.output
+    # Short names: a table narrower than the terminal may wrap the long ones.
+    listing = cli.invoke(sources_cli.app, ["list"])
+    assert listing.exit_code == 0 and "adgs" in listing.output, listing.output
+    listing = cli.invoke(routes_cli.app, ["list"])
+    assert listing.exit_code == 0 and "mirror" in listing.output, listing.output
 
     smaller = _write(tmp_path, {"sources": [{"name": "adgs", "kind": "directory",
                                              "path": "/srv/adgs"}]})
     pruned = cli.invoke(sources_cli.app, ["load", str(smaller), "--prune"])
-    assert pruned.exit_code == 0 and "sra: deleted" in pruned.output
+    assert pruned.exit_code == 0 and "sra: deleted" in pruned.output, pruned.output
     assert [r["kind"] for r in _query(settings, "SELECT kind FROM sources")] == ["directory"]
     bad = cli.invoke(routes_cli.app, ["load", str(_write(tmp_path, {"routes": [{"name": "x"}]}))])
     assert bad.exit_code == 1
