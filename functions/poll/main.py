@@ -15,11 +15,13 @@ from cloudevents.http import CloudEvent
 from shared import outbox
 from shared.routing import polling
 from shared.runtime import current
+from shared.telemetry.instrument import instrumented
 
 log = logging.getLogger("auxip.poll")
 
 
 @functions_framework.cloud_event
+@instrumented("poll")
 def handle(event: CloudEvent) -> None:
     rt = current()
     data = event.data if isinstance(event.data, dict) else {}

@@ -18,6 +18,7 @@ from shared import outbox
 from shared.routing import transfers
 from shared.routing.settings import RoutingSettings
 from shared.runtime import current
+from shared.telemetry.instrument import instrumented
 
 log = logging.getLogger("auxip.route")
 
@@ -28,6 +29,7 @@ def _settings() -> RoutingSettings:
 
 
 @functions_framework.cloud_event
+@instrumented("route")
 def handle(event: CloudEvent) -> None:
     rt = current()
     if event["type"] == types.PING:

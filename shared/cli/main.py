@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from shared.cli import (
-    audit, db, deadletters, demo, events, kpi, products, replay, stack, subscriptions,
+    audit, db, deadletters, demo, events, kpi, products, replay, routes, sources, stack,
+    subscriptions,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -19,6 +20,8 @@ app.add_typer(deadletters.app, name="deadletters")
 app.add_typer(products.app, name="products")
 replay.register(app)
 kpi.register(app)
+app.add_typer(routes.app, name="routes")
+app.add_typer(sources.app, name="sources")
 
 if __name__ == "__main__":
     app()
