@@ -10,6 +10,7 @@ to quarantine with a reason. Idempotent under at-least-once delivery:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import uuid
@@ -39,6 +40,7 @@ from shared.telemetry.tracing import current_trace_extensions
 log = logging.getLogger(__name__)
 
 _IDS = uuid.UUID("6f1c1a52-55a4-4b43-9d0e-5e3b2a8f7c11")  # namespace of derived ids
+_MAX_KEY_BYTES = 1024  # S3's limit on an object key
 
 
 class Outcome(StrEnum):
@@ -204,8 +206,9 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
         return Result(Outcome.GONE, arrival.name, "object no longer in the inbox")
     quarantine_root = f"{rejection_id}/"
     for key in keys:
-        storage.copy(rt.s3, arrival.bucket, key, s.quarantine_bucket, quarantine_root + key)
-    quarantine_key = quarantine_root + (arrival.folder_prefix or arrival.key)
+        storage.copy(rt.s3, arrival.bucket, key, s.quarantine_bucket,
+                     _quarantine_key(quarantine_root, key))
+    quarantine_key = _quarantine_key(quarantine_root, arrival.folder_prefix or arrival.key)
     now = datetime.now(UTC)
     event = envelope.build(
         types.FILE_REJECTED,
@@ -231,6 +234,19 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
     log.warning("rejected %s: %s (%s)", arrival.name, reason.value, detail)
     outbox.send(conn, s.broker_url, [event["id"]])
     return Result(Outcome.REJECTED, arrival.name, f"{reason.value}: {detail}", (event["id"],))
+
+
+def _quarantine_key(root: str, key: str) -> str:
+    """`root + key`, unless that passes S3's 1024-byte limit on keys (an inbox key may
+    use all of it): then a digest of the key and as much of its end as fits, so the bytes
+    are still kept under the rejection's root."""
+    full = root + key
+    if len(full.encode()) <= _MAX_KEY_BYTES:
+        return full
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    room = _MAX_KEY_BYTES - len(root.encode()) - len(digest) - 1
+    tail = key.encode()[-room:].decode("utf-8", "ignore")
+    return f"{root}{digest}-{tail}"
 
 
 def _clear_inbox(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
