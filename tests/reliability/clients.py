@@ -99,3 +99,32 @@ def post_event(url: str, event: CloudEvent) -> httpx.Response:
     """POST `event` in binary mode, as the broker delivers and the functions send."""
     headers, body = bindings.to_http_binary(event)
     return httpx.post(url, headers=headers, content=body, timeout=120)
+
+
+class Canary:
+    """An HTTP address nothing should ever call (an external entity points at it): records
+    every request it gets, whatever the method and path."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        app = Flask("canary")
+
+        @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "HEAD", "PUT"])
+        @app.route("/<path:path>", methods=["GET", "POST", "HEAD", "PUT"])
+        def hit(path: str) -> Response:
+            self.hits.append(f"{request.method} /{path}")
+            return Response("", status=404)
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.port}"
+
+    @contextmanager
+    def serving(self) -> Iterator[Canary]:
+        runner = threading.Thread(target=self._server.serve_forever,
+                                  kwargs={"poll_interval": 0.05}, daemon=True)
+        runner.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()

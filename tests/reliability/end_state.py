@@ -80,35 +80,45 @@ def published_count(settings: Settings, names: Collection[str]) -> int:
                            " AND logical_name = ANY(%s)", list(names))[0]["n"]
 
 
-def settle(info: StackInfo, names: Collection[str], timeout_s: float,
-           stall_s: float = 15.0) -> float:
-    """Wait until every product of `names` is published and the inbox is empty; returns
-    the seconds it took. Sweeps each time nothing moved for `stall_s`."""
-    s = info.settings
-    s3 = storage.client(s)
+def sweeping_until(info: StackInfo, what: str, progress: Callable[[], Any],
+                   done: Callable[[Any], bool], timeout_s: float,
+                   stall_s: float = 15.0) -> float:
+    """Wait until `done(progress())`; returns the seconds it took. Runs the sweep each time
+    `progress()` did not change for `stall_s`, as the minute PingSource would."""
     began = time.monotonic()
     deadline = began + timeout_s
-    seen, moved_at = -1, began
-    while time.monotonic() < deadline:
-        done = published_count(s, names)
-        inbox = sum(1 for _ in storage.list_keys(s3, s.inbox_bucket))
-        if done == len(names) and inbox == 0:
-            return time.monotonic() - began
-        if done != seen:
-            seen, moved_at = done, time.monotonic()
+    seen, moved_at = progress(), began
+    while not done(seen):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {timeout_s} s, {what}: not yet ({seen}); "
+                                 f"{describe(info.settings)}")
+        time.sleep(1.0)
+        now = progress()
+        if now != seen:
+            seen, moved_at = now, time.monotonic()
         elif time.monotonic() - moved_at > stall_s:
             sweep(info)
             moved_at = time.monotonic()
-        time.sleep(1.0)
-    raise AssertionError(f"after {timeout_s} s: {seen} of {len(names)} published, inbox "
-                         f"{inbox} object(s); {describe(s, names)}")
+    return time.monotonic() - began
 
 
-def describe(settings: Settings, names: Collection[str]) -> dict:
+def settle(info: StackInfo, names: Collection[str], timeout_s: float) -> float:
+    """Wait until every product of `names` is published and the inbox is empty."""
+    s = info.settings
+    s3 = storage.client(s)
+
+    def progress() -> tuple[int, int]:
+        return (published_count(s, names),
+                sum(1 for _ in storage.list_keys(s3, s.inbox_bucket)))
+
+    return sweeping_until(info, f"{len(names)} products published, inbox empty", progress,
+                          lambda seen: seen == (len(names), 0), timeout_s)
+
+
+def describe(settings: Settings) -> dict:
     """A summary for failure messages."""
     return {
-        "status": query(settings, "SELECT status, count(*) FROM products"
-                                  " WHERE logical_name = ANY(%s) GROUP BY 1", list(names)),
+        "status": query(settings, "SELECT status, count(*) FROM products GROUP BY 1"),
         "unsent": query(settings, "SELECT type, count(*), max(last_error) AS error"
                                   " FROM event_journal WHERE sent_at IS NULL GROUP BY 1"),
         "dead_letters": query(settings, "SELECT type, subscriber, error FROM dead_letters"
