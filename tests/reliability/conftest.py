@@ -42,6 +42,11 @@ PIPELINE_ENV = {
 CLIENT_PROCESSES = ("router", "token-issuer", *FUNCTIONS)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: a 500-file run (a minute or more); -m 'not slow' leaves them out")
+
+
 @pytest.fixture(scope="package")
 def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up.StackInfo]:
     # Another package's pipeline may still run with its own environment: start afresh.

@@ -26,6 +26,8 @@ PROPERTY = settings(max_examples=150, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 
+pytestmark = pytest.mark.e2e
+
 
 class Api:
     def __init__(self, info: StackInfo, http: httpx.Client) -> None:

@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import pytest
 from cloudevents.http import CloudEvent
 
 from events import envelope, types
@@ -20,6 +21,8 @@ from shared import outbox, storage
 from shared.stack import up as stack_up
 from shared.stack.up import StackInfo
 from tests.reliability import clients, end_state, orbits
+
+pytestmark = pytest.mark.e2e
 
 # Which function each event type goes to, for deliveries that bypass the router.
 CONSUMER = {types.FILE_ARRIVED: "ingest", types.PRODUCT_INGESTED: "package",

@@ -22,7 +22,7 @@ from tests.reliability import clients, end_state, faults, orbits
 FILES = 500
 FREEZE_S = 5.0
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _crash_and_restart(info: StackInfo, name: str, trigger: str | None) -> str:

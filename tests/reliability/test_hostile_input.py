@@ -10,11 +10,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from shared import storage
 from shared.stack import processes
 from shared.stack.layout import FUNCTIONS
 from shared.stack.up import StackInfo
 from tests.reliability import clients, corpus, end_state, orbits
+
+pytestmark = pytest.mark.e2e
 
 
 def test_hostile_files_end_in_quarantine_with_their_reason(fresh: StackInfo,
