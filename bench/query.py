@@ -29,12 +29,13 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg import conninfo
 
 from bench.figures import Figure, Outcome, at_most, percentile
 from bench.stack import PERF_PRIP_OFFSET, REPO, BenchStack, bench_stack, configured_server
 from shared.catalogue.migrations import upgrade
 from shared.odata import build_products_query, parse_query_options
-from shared.stack import processes
+from shared.stack import postgres, processes
 from shared.stack import up as stack_up
 from tests.odata import bulk
 
@@ -259,9 +260,13 @@ SHAPES: dict[str, Callable[[random.Random, Sample], Case]] = {
 # --- the catalogue and its prip -----------------------------------------------------------
 
 
-def perf_url() -> str:
-    """Where the OData tests keep it: the configured server (tests/odata: 127.0.0.1:5432)."""
-    return configured_server(PERF_DATABASE)
+def perf_url(stack: BenchStack) -> str:
+    """Where the OData tests keep it: the configured server (tests/odata: 127.0.0.1:5432);
+    the stack's own server when that one does not answer (a machine without it)."""
+    configured = configured_server(PERF_DATABASE)
+    if postgres.reachable(configured):
+        return configured
+    return conninfo.make_conninfo(stack.settings.database_url, dbname=PERF_DATABASE)
 
 
 def ensure_seeded(url: str) -> float:
@@ -281,7 +286,7 @@ class PerfPrip:
     pid: int
 
 
-def start_prip(stack: BenchStack) -> PerfPrip:
+def start_prip(stack: BenchStack, url: str) -> PerfPrip:
     port = stack.port(PERF_PRIP_OFFSET)
     argv = [str(Path(sys.executable).parent / "functions-framework"),
             "--source", str(REPO / "functions" / "prip" / "main.py"), "--target", "handle",
@@ -289,7 +294,7 @@ def start_prip(stack: BenchStack) -> PerfPrip:
     if not processes.is_alive(stack.state, PERF_PRIP):
         processes.require_free_port(port, PERF_PRIP)
     pid = processes.start(stack.state, PERF_PRIP, argv, cwd=REPO, stop_timeout=5.0,
-                          env=stack.env(AUXIP_DATABASE_URL=perf_url()))
+                          env=stack.env(AUXIP_DATABASE_URL=url))
     root = f"http://{stack.layout.host}:{port}/odata/v1"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -402,9 +407,9 @@ def measure(client: httpx.Client, conn: psycopg.Connection, name: str,
 
 def run(stack: BenchStack, *, runs: int = RUNS) -> Outcome:
     out = Outcome("query")
-    url = perf_url()
+    url = perf_url(stack)
     seeded = ensure_seeded(url)
-    prip = start_prip(stack)
+    prip = start_prip(stack, url)
     headers = {"Authorization": f"Bearer {stack.token()}"}
     plans: dict[str, tuple[str, str]] = {}
     try:
@@ -448,6 +453,7 @@ def run(stack: BenchStack, *, runs: int = RUNS) -> Outcome:
     mismatched = [f.name for f in out.figures if f.note.startswith("MISMATCH")]
     if mismatched:
         out.details += ["", "API and SQL answers differed for: " + ", ".join(mismatched)]
+    out.data = {"seeded_s": seeded}
     return out
 
 
