@@ -32,7 +32,8 @@ import psycopg
 from psycopg import conninfo
 
 from bench.figures import Figure, Outcome, at_most, percentile
-from bench.stack import PERF_PRIP_OFFSET, REPO, BenchStack, bench_stack, configured_server
+from bench.stack import (PERF_PRIP_OFFSET, REPO, BenchStack, bench_stack, configured_server,
+                         connect)
 from shared.catalogue.migrations import upgrade
 from shared.odata import build_products_query, parse_query_options
 from shared.stack import postgres, processes
@@ -271,8 +272,10 @@ def perf_url(stack: BenchStack) -> str:
 
 def ensure_seeded(url: str) -> float:
     """Seconds spent seeding (0 when the catalogue was there with the current version)."""
+    with connect(url, autocommit=True):
+        pass  # the server may be full for a moment: wait for a session slot first
     upgrade(url)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn:
         if bulk.is_seeded(conn):
             return 0.0
         print(f"query: seeding {bulk.TOTAL} products into {PERF_DATABASE} (minutes) ...",
@@ -413,7 +416,7 @@ def run(stack: BenchStack, *, runs: int = RUNS) -> Outcome:
     headers = {"Authorization": f"Bearer {stack.token()}"}
     plans: dict[str, tuple[str, str]] = {}
     try:
-        with psycopg.connect(url, autocommit=True) as conn, \
+        with connect(url, autocommit=True) as conn, \
                 httpx.Client(base_url=prip.url, headers=headers, timeout=30) as client:
             sample = sample_products(conn)
             for name, make in SHAPES.items():

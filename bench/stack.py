@@ -1,5 +1,6 @@
 """The benchmarks' own local stack, beside a developer's and the tests': ports from 24080,
-state in .local/bench-stack, database `auxip_bench` (dropped and made anew), an RGW memory
+state in .local/bench-stack, database `auxip_bench` (dropped and made anew) on a private
+PostgreSQL cluster (see planned_settings), an RGW memory
 store large enough for the 512 MiB download, and the local token issuer (downloads always
 need a reader's token).
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import psycopg
 from psycopg import conninfo
 
 from bench import procs
@@ -44,7 +46,8 @@ PERF_PRIP_OFFSET = 40
 SINK_OFFSET = 45
 COLD_OFFSET = 50
 
-# The server of the configured catalogue (read before the AUXIP_* variables are cleared).
+# The configured server, where the OData tests keep the 1M-row catalogue (read before the
+# AUXIP_* variables are cleared).
 _SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", Settings.model_fields["database_url"].default)
 
 
@@ -113,7 +116,13 @@ def issuer_url(layout: Layout) -> str:
 
 
 def planned_settings() -> Settings:
-    url = conninfo.make_conninfo(_SERVER_URL, dbname=DATABASE)
+    """The catalogue on a private PostgreSQL cluster on the stack's own port (the stack
+    starts one when nothing answers there): a whole stack opens up to ~90 sessions (a pool
+    of up to 8 per function, the router's 12...), and the machine's server (100 sessions)
+    is shared with every other engineer's test stacks: on it, runs failed with "too many
+    clients". The private cluster allows 200, and runs with the stack's development
+    settings (fsync and synchronous_commit off)."""
+    url = postgres.private_url(Layout(PORT_BASE).postgres_port, DATABASE)
     return Settings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
 
 
@@ -160,13 +169,17 @@ def _start_issuer(stack: BenchStack) -> None:
     raise RuntimeError(f"token issuer not answering{stack_up.log_tail(stack.state, ISSUER)}")
 
 
-def _wait_for_server(url: str, timeout: float = 30.0) -> None:
-    """A busy shared server can miss `up`'s one 3-second probe (all connection slots taken
-    by test stacks for a moment): `up` would then start a private cluster and the bench
-    would seed and query another server than the one it was meant to. Try a while first."""
+def connect(url: str, *, timeout: float = 120.0, **kwargs: object) -> psycopg.Connection:
+    """psycopg.connect, retried while the server is full ("too many clients": the shared
+    server of the 1M-row catalogue serves other engineers' test stacks too)."""
     deadline = time.monotonic() + timeout
-    while not postgres.reachable(url) and time.monotonic() < deadline:
-        time.sleep(1.0)
+    while True:
+        try:
+            return psycopg.connect(url, **kwargs)  # type: ignore[arg-type]
+        except psycopg.OperationalError as error:
+            if "too many clients" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 @contextmanager
@@ -183,7 +196,6 @@ def bench_stack(*, reuse: bool = False, keep: bool = False) -> Iterator[BenchSta
             info = stack_up.up(wanted)
         else:
             stack_up.down(wanted)
-            _wait_for_server(wanted.database_url)
             url, _ = stack_up.database(wanted)
             postgres.drop_database(url)
             info = stack_up.up(wanted.model_copy(update={"database_url": url}))
