@@ -36,9 +36,11 @@ class Runtime:
 
 
 def build(settings: Settings) -> Runtime:
+    # `check`: a pooled session may have died since its last use (PostgreSQL restarted
+    # or failed over); without it the next request that takes it fails.
     pool = ConnectionPool(
         settings.database_url, min_size=1, max_size=settings.db_pool_max, open=True,
-        kwargs={"autocommit": True}, name="auxip",
+        kwargs={"autocommit": True}, name="auxip", check=ConnectionPool.check_connection,
     )
     return Runtime(settings=settings, pool=pool, s3=storage.client(settings))
 

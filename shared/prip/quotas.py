@@ -72,6 +72,7 @@ class DownloadSlots:
         self._pool = ConnectionPool(
             database_url, min_size=1, max_size=streams, open=True, reset=_unlock_all,
             kwargs={"autocommit": True}, name="auxip-download-slots",
+            check=ConnectionPool.check_connection,  # sessions that died since their last use
         )
 
     def acquire(self, subject: str) -> Slot | None:

@@ -360,4 +360,5 @@ def open_pool(database_url: str, instance: str, size: int) -> ConnectionPool:
         kwargs={"autocommit": True, "application_name": application_name(instance)},
         open=True,
         name="auxip-router",
+        check=ConnectionPool.check_connection,  # sessions that died since their last use
     )
