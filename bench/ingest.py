@@ -258,6 +258,20 @@ def stage_times(stack: BenchStack, names: Sequence[str]) -> dict[str, list[float
     return out
 
 
+def redeliveries(stack: BenchStack) -> tuple[int, int, int]:
+    """(deliveries, tried more than once, not delivered) in the router's store: a retry
+    waits out the router's backoff, which shows as latency."""
+    with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+        try:
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE attempts > 1),"
+                " count(*) FILTER (WHERE status <> 'delivered') FROM router.deliveries"
+            ).fetchone()
+        except psycopg.Error:  # another router schema: the figure is only a diagnostic
+            return (0, 0, 0)
+    return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+
+
 # --- baseline -----------------------------------------------------------------------------
 
 
@@ -359,6 +373,7 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
     latency = [a.published - paced_done[a.name] for a in paced_published.values()]
     latency_origin = [a.published - a.origin for a in paced_published.values()]
     stages = stage_times(stack, list(paced_published))
+    deliveries, retried, undelivered = redeliveries(stack)
     print(f"ingest: paced at {offered:.0f} files/s: {len(paced_published)}/{paced_files} "
           f"published, p95 {1000 * percentile(latency, 0.95):.0f} ms", flush=True)
 
@@ -399,6 +414,8 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
         f"catalogue's OriginDate (RGW event time) instead of our PUT: p50 "
         f"{1000 * percentile(latency_origin, 0.5):.0f} ms, p95 "
         f"{1000 * percentile(latency_origin, 0.95):.0f} ms.",
+        f"Router deliveries over the whole benchmark: {deliveries}, of which {retried} took "
+        f"more than one attempt and {undelivered} are not delivered.",
         "",
         "Time per stage in the paced run (ms; router hops included):",
         "",
