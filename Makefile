@@ -45,9 +45,8 @@ run: up
 test: system-deps venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: up
-	@if [ -f bench/run.py ]; then $(VENV)/bin/python bench/run.py; \
-	else echo "bench/run.py does not exist yet"; fi
+bench: system-deps venv
+	$(VENV)/bin/python bench/run.py
 
 schemas: venv
 	$(VENV)/bin/python -m events.schemas
