@@ -99,14 +99,14 @@ def start_issuer(state_dir: Path) -> Issuer:
     return Issuer(server, config)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
     running = start_issuer(tmp_path_factory.mktemp("prip-issuer"))
     yield running
     stop(running.server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def other_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
     running = start_issuer(tmp_path_factory.mktemp("prip-other-issuer"))
     yield running
@@ -124,7 +124,7 @@ def reset_caches(*, runtime_too: bool = False) -> None:
         runtime.current.cache_clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def function_env(settings: Settings, issuer: Issuer) -> Iterator[dict[str, str]]:
     """AUXIP_* of the test stack (set by the stack fixture) plus the issuer and test knobs."""
     values = {**TEST_ENV, "AUXIP_AUTH_ISSUER": issuer.issuer}
@@ -149,7 +149,7 @@ class Served:
         return f"http://127.0.0.1:{self.server.port}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prip(function_env: dict[str, str]) -> Iterator[Served]:
     app = functions_framework.create_app(target="handle",
                                          source=str(REPO / "functions" / "prip" / "main.py"))
@@ -158,7 +158,7 @@ def prip(function_env: dict[str, str]) -> Iterator[Served]:
     stop(served.server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def notify_function(function_env: dict[str, str]) -> Iterator[Served]:
     app = functions_framework.create_app(target="handle",
                                          source=str(REPO / "functions" / "notify" / "main.py"))
@@ -201,12 +201,12 @@ class Api:
         return self.get("Products", user, params={f"${k}": v for k, v in options.items()})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=30) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(prip: Served, issuer: Issuer, http: httpx.Client) -> Api:
     return Api(prip.base, issuer, http)
