@@ -14,6 +14,7 @@ from rich.table import Table
 from shared.catalogue import routes as routes_table
 from shared.catalogue import transfers as transfers_table
 from shared.routing import config
+from shared.cli import routing_file
 from shared.settings import Settings
 from shared.stack.up import stack_settings
 
@@ -77,21 +78,10 @@ def load(
     prune: bool = typer.Option(False, "--prune", help="delete routes the file no longer has"),
 ) -> None:
     """Create or update the file's routes."""
-    try:
-        document = config.load_file(path)
-    except config.ConfigError as error:
-        console.print(f"[red]{error}[/red]", highlight=False)
-        raise typer.Exit(1) from None
-    with _connect() as conn, conn.transaction():
-        for route in document.routes:
-            done = routes_table.upsert(conn, config.route_row(route))
-            console.print(f"{route.name}: {done}", highlight=False)
-        if prune:
-            wanted = {r.name for r in document.routes}
-            for row in routes_table.all_routes(conn):
-                if row["name"] not in wanted:
-                    routes_table.delete(conn, row["name"])
-                    console.print(f"{row['name']}: deleted", highlight=False)
+    with _connect() as conn:
+        routing_file.load(conn, console, path, table=routes_table,
+                          entries=lambda document: document.routes,
+                          row_of=config.route_row, existing=routes_table.all_routes, prune=prune)
 
 
 @app.command()
@@ -108,10 +98,8 @@ def disable(name: str) -> None:
 
 def _set_enabled(name: str, enabled: bool) -> None:
     with _connect() as conn:
-        if not routes_table.set_enabled(conn, name, enabled):
-            console.print(f"no route named {name}", highlight=False)
-            raise typer.Exit(1)
-    console.print(f"{name}: {'enabled' if enabled else 'disabled'}", highlight=False)
+        routing_file.set_enabled(conn, console, table=routes_table, kind="route", name=name,
+                                 enabled=enabled)
 
 
 @app.command()

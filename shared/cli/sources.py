@@ -13,6 +13,7 @@ from rich.table import Table
 from shared import runtime
 from shared.catalogue import sources as sources_table
 from shared.routing import config, polling
+from shared.cli import routing_file
 from shared.settings import Settings
 from shared.stack.up import stack_settings
 
@@ -57,21 +58,10 @@ def load(
     prune: bool = typer.Option(False, "--prune", help="delete sources the file no longer has"),
 ) -> None:
     """Create or update the file's sources (their poll state is kept)."""
-    try:
-        document = config.load_file(path)
-    except config.ConfigError as error:
-        console.print(f"[red]{error}[/red]", highlight=False)
-        raise typer.Exit(1) from None
-    with _connect() as conn, conn.transaction():
-        for source in document.sources:
-            done = sources_table.upsert(conn, config.source_row(source))
-            console.print(f"{source.name}: {done}", highlight=False)
-        if prune:
-            wanted = {s.name for s in document.sources}
-            for row in sources_table.all_sources(conn):
-                if row["name"] not in wanted:
-                    sources_table.delete(conn, row["name"])
-                    console.print(f"{row['name']}: deleted", highlight=False)
+    with _connect() as conn:
+        routing_file.load(conn, console, path, table=sources_table,
+                          entries=lambda document: document.sources,
+                          row_of=config.source_row, existing=sources_table.all_sources, prune=prune)
 
 
 @app.command()
@@ -88,10 +78,8 @@ def disable(name: str) -> None:
 
 def _set_enabled(name: str, enabled: bool) -> None:
     with _connect() as conn:
-        if not sources_table.set_enabled(conn, name, enabled):
-            console.print(f"no source named {name}", highlight=False)
-            raise typer.Exit(1)
-    console.print(f"{name}: {'enabled' if enabled else 'disabled'}", highlight=False)
+        routing_file.set_enabled(conn, console, table=sources_table, kind="source", name=name,
+                                 enabled=enabled)
 
 
 @app.command()
