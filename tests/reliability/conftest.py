@@ -52,8 +52,14 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up
     # Another package's pipeline may still run with its own environment: start afresh.
     for name in CLIENT_PROCESSES:
         processes.stop(settings.state_dir, name)
-    saved = {k: os.environ.get(k) for k in PIPELINE_ENV}
-    os.environ.update(PIPELINE_ENV)  # `up` hands the caller's AUXIP_* to every process
+    # `up` hands the caller's AUXIP_* to every process it starts (here and at each restart
+    # in a fault test): only the stack's own and ours, not what earlier packages left set
+    # for their in-process servers (tests/prip points AUXIP_AUTH_ISSUER at its own issuer).
+    kept = set(stack_up.env(settings)) | {"AUXIP_S3_MEMSTORE_BYTES"}
+    saved = {k: v for k, v in os.environ.items() if k.startswith("AUXIP_") and k not in kept}
+    for name in saved:
+        del os.environ[name]
+    os.environ.update(PIPELINE_ENV)
     try:
         info = stack_up.up(settings)
     except Exception as error:
@@ -62,11 +68,9 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up
     end_state.close_sessions()
     for name in CLIENT_PROCESSES:
         processes.stop(info.settings.state_dir, name)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    for name in PIPELINE_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(saved)
 
 
 @pytest.fixture

@@ -81,10 +81,11 @@ def published_count(settings: Settings, names: Collection[str]) -> int:
 
 
 def sweeping_until(info: StackInfo, what: str, progress: Callable[[], Any],
-                   done: Callable[[Any], bool], timeout_s: float,
-                   stall_s: float = 15.0) -> float:
+                   done: Callable[[Any], bool], timeout_s: float, stall_s: float = 15.0,
+                   on_stall: Callable[[], object] | None = None) -> float:
     """Wait until `done(progress())`; returns the seconds it took. Runs the sweep each time
-    `progress()` did not change for `stall_s`, as the minute PingSource would."""
+    `progress()` did not change for `stall_s`, as the minute PingSource would, and then
+    `on_stall` (what an operator would do) if given."""
     began = time.monotonic()
     deadline = began + timeout_s
     seen, moved_at = progress(), began
@@ -98,11 +99,14 @@ def sweeping_until(info: StackInfo, what: str, progress: Callable[[], Any],
             seen, moved_at = now, time.monotonic()
         elif time.monotonic() - moved_at > stall_s:
             sweep(info)
+            if on_stall is not None:
+                on_stall()
             moved_at = time.monotonic()
     return time.monotonic() - began
 
 
-def settle(info: StackInfo, names: Collection[str], timeout_s: float) -> float:
+def settle(info: StackInfo, names: Collection[str], timeout_s: float,
+           on_stall: Callable[[], object] | None = None) -> float:
     """Wait until every product of `names` is published and the inbox is empty."""
     s = info.settings
     s3 = storage.client(s)
@@ -112,7 +116,8 @@ def settle(info: StackInfo, names: Collection[str], timeout_s: float) -> float:
                 sum(1 for _ in storage.list_keys(s3, s.inbox_bucket)))
 
     return sweeping_until(info, f"{len(names)} products published, inbox empty", progress,
-                          lambda seen: seen == (len(names), 0), timeout_s)
+                          lambda seen: seen == (len(names), 0), timeout_s,
+                          on_stall=on_stall)
 
 
 def describe(settings: Settings) -> dict:

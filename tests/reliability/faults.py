@@ -104,17 +104,20 @@ def cut_database_sessions(conn: psycopg.Connection) -> int:
     return sum(1 for (cut,) in rows if cut)
 
 
-def in_flight(conn: psycopg.Connection, trigger: str) -> int:
-    """Deliveries of `trigger` (e.g. `auxip/ingest-file-arrived`) the router has claimed
-    and not finished: events its subscriber is working on right now."""
+def in_flight(conn: psycopg.Connection, trigger: str | None = None) -> int:
+    """Deliveries of `trigger` (e.g. `auxip/ingest-file-arrived`; None: any) the router has
+    claimed and not finished: events a subscriber is working on right now."""
     row = conn.cursor(row_factory=tuple_row).execute(
-        "SELECT count(*) FROM router.deliveries WHERE trigger = %s AND status = 'pending'"
-        " AND claimed_by IS NOT NULL AND next_attempt_at > now()", (trigger,)).fetchone()
+        "SELECT count(*) FROM router.deliveries WHERE (trigger = %s OR %s::text IS NULL)"
+        " AND status = 'pending' AND claimed_by IS NOT NULL AND next_attempt_at > now()",
+        (trigger, trigger)).fetchone()
     return row[0] if row else 0
 
 
-def wait_in_flight(conn: psycopg.Connection, trigger: str, timeout_s: float = 30.0) -> int:
-    """Wait until `trigger` has a delivery in flight (so a crash lands mid-event)."""
+def wait_in_flight(conn: psycopg.Connection, trigger: str | None,
+                   timeout_s: float = 30.0) -> int:
+    """Wait until a delivery of `trigger` (None: any) is in flight, so that a crash lands
+    mid-event."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         count = in_flight(conn, trigger)
