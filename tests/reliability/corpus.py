@@ -38,10 +38,11 @@ class Case:
     reason: str
 
 
-def _orbit(index: int, **kwargs: object) -> tuple[str, bytes]:
+def _orbit(index: int, file_type: str | None = None) -> tuple[str, bytes]:
     start = datetime(2019, 3, 1, tzinfo=UTC) + timedelta(days=index)
     return demo_products.orbit_eof("A", "AUX_RESORB", start, start + timedelta(hours=3),
-                                   start + timedelta(hours=4), max_vectors=3, **kwargs)  # type: ignore[arg-type]
+                                   start + timedelta(hours=4), max_vectors=3,
+                                   file_type=file_type)
 
 
 def _safe(index: int) -> tuple[str, dict[str, bytes]]:
@@ -114,8 +115,9 @@ def build(tmp: Path, canary_url: str) -> list[Case]:
     safe_archive("tar bomb", _archive(hostile.tar_bomb, tmp, ".tgz", mib=64),
                  "archive_unsafe", ".tgz")
     folder, files = _safe(next(safe_index))
-    cases.append(Case("zip bomb with lying sizes", {folder + ".zip": _lying_safe_zip(folder, files)},
-                      folder + ".zip", "archive_unsafe"))
+    cases.append(Case("zip bomb with lying sizes",
+                      {folder + ".zip": _lying_safe_zip(folder, files)}, folder + ".zip",
+                      "archive_unsafe"))
     safe_archive("overlapping zip members", _archive(hostile.zip_overlapping, tmp, ".zip"),
                  "archive_unsafe")
 
@@ -180,7 +182,8 @@ def build(tmp: Path, canary_url: str) -> list[Case]:
                       folder + ".zip", "virus_found"))
 
     # Names: as long as S3 allows, not ASCII, with characters that URL-encoding mangles.
-    long_name = "S1A_OPER_AUX_RESORB_" + "X" * (MAX_KEY_BYTES - len("S1A_OPER_AUX_RESORB_.EOF")) + ".EOF"
+    stem = "S1A_OPER_AUX_RESORB_"
+    long_name = stem + "X" * (MAX_KEY_BYTES - len(stem) - len(".EOF")) + ".EOF"
     assert len(long_name.encode()) == MAX_KEY_BYTES
     cases.append(Case("name of 1024 bytes", {long_name: b"<x/>"}, long_name, "name_invalid"))
     for label, name in [

@@ -60,7 +60,8 @@ def _client(info: StackInfo, user: str, stop: threading.Event, tally: Tally, see
             began = time.perf_counter()
             try:
                 answer = http.get(f"{root}/Products", params=rng.choice(QUERIES))
-                error = None if answer.status_code == 200 else f"{answer.status_code} {answer.text[:200]}"
+                error = (None if answer.status_code == 200
+                         else f"{answer.status_code} {answer.text[:200]}")
                 products = answer.json()["value"] if error is None else []
             except (httpx.HTTPError, ValueError) as exc:
                 error, products = f"{type(exc).__name__}: {exc}", []
@@ -113,7 +114,8 @@ def test_20_clients_query_and_download_during_a_500_file_ingest(fresh: StackInfo
     lines = [f"\n{len(readers)} clients for {elapsed:.1f} s while {FILES} files were published"
              f" ({took:.1f} s after the last upload):"]
     for kind, values in tally.latencies.items():
-        lines.append(f"  {kind:8s} n={len(values):5d}  p50={statistics.median(values) * 1000:6.0f} ms"
+        lines.append(f"  {kind:8s} n={len(values):5d}"
+                     f"  p50={statistics.median(values) * 1000:6.0f} ms"
                      f"  p95={_percentile(values, 0.95) * 1000:6.0f} ms"
                      f"  max={max(values) * 1000:6.0f} ms")
     print("\n".join(lines))
