@@ -5,9 +5,10 @@ them) for the reliability tests, with knobs a fault test needs:
   lost (adapter down or failing at PUT time) is announced by the next sweep within the test;
 - twenty readers and a subscriber in the local issuer, so that load clients do not share
   one user's download quota;
-- smaller connection pools: the machine's PostgreSQL (100 sessions) is shared with other
-  stacks and benchmarks, and the default pools (8 per function, 12 for the router, 32 for
-  download slots) could together take more than what is left of it.
+- smaller connection pools (tests/pipeline.py's, a little larger for prip's load): the
+  machine's PostgreSQL (100 sessions) is shared with other stacks and benchmarks, and the
+  default pools (8 per function, 12 for the router, 32 for download slots) could together
+  take more than what is left of it.
 
 The processes are stopped after this package, so later tests own the ports again.
 """
@@ -23,6 +24,7 @@ from shared.settings import Settings
 from shared.stack import processes
 from shared.stack import up as stack_up
 from shared.stack.layout import FUNCTIONS
+from tests.pipeline import running
 from tests.reliability import end_state
 
 RECONCILE_AGE_S = 20.0
@@ -53,24 +55,18 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up
     for name in CLIENT_PROCESSES:
         processes.stop(settings.state_dir, name)
     # `up` hands the caller's AUXIP_* to every process it starts (here and at each restart
-    # in a fault test): only the stack's own and ours, not what earlier packages left set
-    # for their in-process servers (tests/prip points AUXIP_AUTH_ISSUER at its own issuer).
+    # in a fault test): only the stack's own and ours, not what an earlier package may
+    # have left set for its in-process servers (an issuer of its own, say).
     kept = set(stack_up.env(settings)) | {"AUXIP_S3_MEMSTORE_BYTES"}
     saved = {k: v for k, v in os.environ.items() if k.startswith("AUXIP_") and k not in kept}
     for name in saved:
         del os.environ[name]
-    os.environ.update(PIPELINE_ENV)
     try:
-        info = stack_up.up(settings)
-    except Exception as error:
-        pytest.fail(f"the pipeline did not start: {error}", pytrace=False)
-    yield info
-    end_state.close_sessions()
-    for name in CLIENT_PROCESSES:
-        processes.stop(info.settings.state_dir, name)
-    for name in PIPELINE_ENV:
-        os.environ.pop(name, None)
-    os.environ.update(saved)
+        with running(settings, PIPELINE_ENV) as info:
+            yield info
+            end_state.close_sessions()
+    finally:
+        os.environ.update(saved)
 
 
 @pytest.fixture
