@@ -17,6 +17,7 @@ from shared.deployment import spec as spec_module
 from shared.deployment.paths import Tree, function_source
 from shared.deployment.yamldocs import dump_all
 from shared.stack.layout import FUNCTIONS
+from shared.telemetry import metrics
 
 NAMESPACE = "auxip"  # the base's; overlays set their own
 BROKER = "default"
@@ -25,6 +26,7 @@ CONFIG_MAP = "auxip-config"
 SECRET = "auxip-secrets"
 PART_OF = {"app.kubernetes.io/part-of": "auxip"}  # what the SinkBinding selects
 PORT = 8080
+METRICS_PATH = metrics.ROUTE
 
 SERVING = "serving.knative.dev/v1"
 EVENTING = "eventing.knative.dev/v1"
@@ -58,6 +60,11 @@ def service(name: str, fn: spec_module.Function) -> dict[str, Any]:
                     "autoscaling.knative.dev/min-scale": str(fn.min_scale),
                     "autoscaling.knative.dev/max-scale": str(fn.max_scale),
                     "autoscaling.knative.dev/target": str(fn.concurrency),
+                    # Each function serves /metrics on its own port (telemetry.metrics):
+                    # Prometheus' pod discovery scrapes the user container there.
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(PORT),
+                    "prometheus.io/path": METRICS_PATH,
                 },
             },
             "spec": {

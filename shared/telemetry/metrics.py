@@ -139,3 +139,12 @@ def sample_names() -> set[str]:
         if family.name.startswith("auxip_"):
             names.update(family.name + s for s in suffixes.get(family.type, ("",)))
     return names
+
+
+EVICTIONS = Counter("auxip_products_evicted_total",
+                    "Products taken offline past their EvictionDate, by product type.",
+                    ["product_type"])
+
+
+def evicted(product_type: str) -> None:
+    EVICTIONS.labels(product_type).inc()

@@ -143,12 +143,12 @@ def test_namespace_moved_without_the_broker_config(tree_copy):
 
 
 def test_function_folder_without_service_and_service_without_folder(tree_copy):
-    (tree_copy.root / "functions" / "evict").mkdir(exist_ok=True)
-    (tree_copy.root / "functions" / "evict" / "main.py").write_text("")
+    (tree_copy.root / "functions" / "canary").mkdir()
+    (tree_copy.root / "functions" / "canary" / "main.py").write_text("")
     (tree_copy.root / "functions" / "prip" / "main.py").unlink()
     found = check.run(tree_copy, ("local",)).text()  # not regenerated
     assert "knative/base/services.yaml is out of date: run `make manifests`" in found
-    assert "functions/evict/ has no Service evict" in found
+    assert "functions/canary/ has no Service canary" in found
     assert "Service auxip/prip: no function folder functions/prip/main.py" in found
 
 

@@ -3,6 +3,8 @@ knative/rendered/*.yaml) are up to date, and generation follows knative/function
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from events.registry import DATA_MODELS
@@ -36,7 +38,11 @@ def test_one_event_type_per_data_model():
 
 
 def test_a_prepared_function_is_deployed_once_its_folder_exists(tree_copy):
-    (tree_copy.root / "functions" / "evict").mkdir(exist_ok=True)
+    # evict as it was before its folder existed: an entry in functions.yaml only.
+    shutil.rmtree(tree_copy.root / "functions" / "evict")
+    generate.write(tree_copy)
+    assert "evict" not in [d["metadata"]["name"] for d in load_all(tree_copy.base / "services.yaml")]
+    (tree_copy.root / "functions" / "evict").mkdir()
     (tree_copy.root / "functions" / "evict" / "main.py").write_text("")
     assert tree_copy.base / "services.yaml" in generate.drift(tree_copy)
     generate.write(tree_copy)
