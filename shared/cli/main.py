@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from shared.cli import (
-    audit, db, deadletters, demo, events, kpi, products, replay, routes, sources, stack,
+    audit, db, deadletters, demo, events, evict, kpi, products, replay, routes, sources, stack,
     subscriptions,
 )
 
@@ -20,6 +20,7 @@ app.add_typer(deadletters.app, name="deadletters")
 app.add_typer(products.app, name="products")
 replay.register(app)
 kpi.register(app)
+evict.register(app)
 app.add_typer(routes.app, name="routes")
 app.add_typer(sources.app, name="sources")
 
