@@ -17,6 +17,8 @@ class Checksum(EventData):
 
 
 class ProductIngested(EventData):
+    """The whole catalogue row ingest wrote, so the journal alone can rebuild it."""
+
     product_id: UUID
     logical_name: str
     product_type: str
@@ -24,13 +26,20 @@ class ProductIngested(EventData):
     layout: Literal["file", "safe-folder", "safe-archive"]
     archive_bucket: str
     archive_key: str
+    fingerprint: str = Field(description="MD5 of the file, or of manifest.safe for a SAFE")
+    content_length: int = Field(ge=0, description="bytes of what arrived")
+    checksums: list[Checksum] = Field(description="of what arrived, dated ingested_at")
     content_start: datetime
     content_end: datetime
+    attributes: dict[str, str | int | float | bool] = Field(
+        description="the OData Attributes by name; dates as ISO 8601 strings")
     arrived_at: datetime
     ingested_at: datetime
 
 
 class ProductPackaged(EventData):
+    """What packaging changed in the row; checksums are dated packaged_at."""
+
     product_id: UUID
     name: str = Field(description="the distribution file name clients see")
     product_type: str

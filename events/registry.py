@@ -21,7 +21,7 @@ DATA_MODELS: dict[str, type[EventData]] = {
 
 # Events nobody inside auxip consumes: they exist for operators, audit and external
 # subscribers (the Knative deployment checks every other type has a Trigger).
-TERMINAL = frozenset({types.FILE_REJECTED, types.PRODUCT_EVICTED, types.TRANSFER_COMPLETED,
+TERMINAL = frozenset({types.FILE_REJECTED, types.TRANSFER_COMPLETED,
                       types.TRANSFER_FAILED})
 
 

@@ -36,11 +36,14 @@ class Checksums:
     size: int
 
     def as_odata(self, when: datetime) -> list[dict[str, str]]:
-        stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-        return [
-            {"Algorithm": MD5, "Value": self.md5, "ChecksumDate": stamp},
-            {"Algorithm": XXH3, "Value": self.xxh3, "ChecksumDate": stamp},
-        ]
+        return dated([(MD5, self.md5), (XXH3, self.xxh3)], when)
+
+
+def dated(pairs: Iterable[tuple[str, str]], when: datetime) -> list[dict[str, str]]:
+    """The OData `Checksum` entries of (algorithm, value) pairs summed at `when`."""
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return [{"Algorithm": algorithm, "Value": value, "ChecksumDate": stamp}
+            for algorithm, value in pairs]
 
 
 def digest_through(chunks: Iterable[bytes], digest: Digest) -> Iterator[bytes]:

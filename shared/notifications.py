@@ -45,9 +45,9 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalogue import notifications as attempts_table
-from shared.catalogue import products as products_table
 from shared.catalogue import subscriptions as subscriptions_table
 from shared.odata import Bool, ODataError, matches, parse_filter
+from shared import restore
 from shared.s1time import format_odata
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def notify(pool: ConnectionPool, settings: NotifySettings, event: str, product_i
            http: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> list[Delivery]:
     """Notify every subscription to `event` (created/deleted) that wants this product."""
     with pool.connection() as conn:
-        product = products_table.get(conn, product_id)
+        product = restore.get_or_restore(conn, product_id)
         if product is None:
             log.warning("product %s is not in the catalogue: nobody to notify", product_id)
             return []

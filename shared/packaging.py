@@ -21,7 +21,7 @@ from pathlib import Path
 
 from events import envelope, types
 from events.products import Checksum, ProductIngested, ProductPackaged
-from shared import archive_safety, naming, outbox, storage
+from shared import archive_safety, naming, outbox, restore, storage
 from shared.catalogue import products
 from shared.checksums import Checksums, Digest
 from shared.runtime import Runtime
@@ -55,7 +55,7 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
     """Package one product; returns the emitted event id, None when already packaged."""
     s = rt.settings
     with rt.pool.connection() as conn:
-        row = products.get(conn, ingested.product_id)
+        row = restore.get_or_restore(conn, ingested.product_id)
     if row is None or row["status"] != "ingested":
         return None
     name = naming.parse(_arrived_name(row), naming.load_type_table(s.extra_product_types))
@@ -79,7 +79,7 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
             done = products.mark_packaged(
                 conn, row["id"], name=packaged.name, distribution_key=packaged.key,
                 content_type=packaged.content_type, content_length=packaged.checksums.size,
-                checksums=packaged.checksums.as_odata(now))
+                checksums=packaged.checksums.as_odata(now), packaged_at=now)
             if done:
                 outbox.record(conn, event)
         if done:

@@ -11,7 +11,7 @@ from cloudevents.http import CloudEvent
 
 from events import envelope, types
 from events.products import ProductPackaged, ProductPublished
-from shared import outbox
+from shared import outbox, restore
 from shared.catalogue import products
 from shared.runtime import Runtime
 from shared.s1time import OPEN_END
@@ -45,6 +45,8 @@ def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
     evicts = eviction_date(packaged.product_type, now, retention_table(s.retention_days),
                            s.default_retention_days)
     with rt.pool.connection() as conn:
+        if restore.get_or_restore(conn, packaged.product_id) is None:
+            return None  # never ingested here: nothing to publish
         with conn.transaction():
             if not products.mark_published(conn, packaged.product_id, publication_date=now,
                                            eviction_date=evicts):

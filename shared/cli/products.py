@@ -1,5 +1,6 @@
-"""`auxip products list | show`: the catalogue as operators look at it, with each product's
-story (its journalled events, rejections and dead letters)."""
+"""`auxip products list | show | restore`: the catalogue as operators look at it, with each
+product's story (its journalled events, rejections and dead letters), and the rows a lost
+catalogue can get back from the journal."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
-from shared import replay
+from shared import replay, restore
 from shared.cli.events import connect, settings
 
 app = typer.Typer(no_args_is_help=True,
@@ -85,3 +86,34 @@ def show(name: str) -> None:
         state = "replayed" if letter["replayed_at"] else "waiting"
         console.print(f"[yellow]dead letter {letter['id']}[/yellow] {letter['type']}"
                       f" for {letter['subscriber']}: {letter['error']} ({state})")
+
+
+@app.command("restore")
+def restore_products(
+    dry_run: bool = typer.Option(False, "--dry-run", help="list them, restore nothing"),
+    limit: int = typer.Option(None, help="at most this many"),
+) -> None:
+    """Put back, from the journal, the products it saw ingested that the catalogue lacks
+    (after a database restore from an older backup, or rows deleted by hand). No event is
+    sent: subscribers and routes already had theirs; `auxip replay` redoes work instead."""
+    with connect(settings()) as conn:
+        lost = restore.missing(conn, limit)
+        table = Table("logical name", "type", "ingested", "restored as",
+                      title="missing from the catalogue")
+        restored = 0
+        for row in lost:
+            outcome = "(dry run)"
+            if not dry_run:
+                with conn.transaction():
+                    done = restore.restore(conn, row["id"])
+                status = conn.execute("SELECT status FROM products WHERE id = %s",
+                                      (row["id"],)).fetchone()
+                outcome = status[0] if done and status else "restored meanwhile"
+                restored += done
+            table.add_row(row["logical_name"], row["product_type"],
+                          f"{row['ingested']:%Y-%m-%d %H:%M:%S}", outcome)
+    console.print(table)
+    if dry_run:
+        console.print(f"{len(lost)} product(s) missing; nothing restored (dry run)")
+    else:
+        console.print(f"{restored} of {len(lost)} missing product(s) restored")

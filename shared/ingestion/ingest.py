@@ -26,10 +26,11 @@ import psycopg
 
 from events import envelope, types
 from events.files import FileArrived, FileRejected, RejectReason
-from events.products import ProductIngested
-from shared import attributes, naming, outbox, storage
+from events.products import Checksum, ProductIngested
+from shared import attributes, naming, outbox, restore, storage
 from shared.archive_safety import ArchiveLimits
 from shared.catalogue import folders, products, rejections
+from shared.checksums import MD5, XXH3
 from shared.ingestion import inspection
 from shared.ingestion.inspection import Gone, Incomplete, Inspected, Limits, Refused
 from shared.ingestion.locate import Arrival, is_folder_marker, locate
@@ -140,18 +141,29 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
             inspected: Inspected, event_id: str) -> Result:
     name = inspected.name
     s = rt.settings
-    archive_key = _archive_objects(rt, arrival, inspected)
     product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
+    with conn.transaction():
+        restored = restore.restore(conn, product_id)
+    if restored:  # the catalogue lost a row the journal holds: the same bytes came again
+        _clear_inbox(rt, conn, arrival, inspected.objects)
+        return Result(Outcome.DUPLICATE, name.name, "same content already ingested"
+                      " (catalogue row restored from the journal)")
+    archive_key = _archive_objects(rt, arrival, inspected)
     now = datetime.now(UTC)
     meta = inspected.metadata
+    stored_attributes = attributes.to_stored(meta.attributes)
+    sums = inspected.checksums
     event = envelope.build(
         types.PRODUCT_INGESTED,
         ProductIngested(
             product_id=product_id, logical_name=name.logical_name,
             product_type=name.product_type, platform_serial=name.unit,
             layout=inspected.layout, archive_bucket=s.archive_bucket, archive_key=archive_key,
+            fingerprint=inspected.fingerprint, content_length=sums.size,
+            checksums=[Checksum(algorithm=MD5, value=sums.md5),
+                       Checksum(algorithm=XXH3, value=sums.xxh3)],
             content_start=meta.validity_start, content_end=meta.validity_stop,
-            arrived_at=arrived.arrived_at, ingested_at=now),
+            attributes=stored_attributes, arrived_at=arrived.arrived_at, ingested_at=now),
         source=f"{s.event_source}/ingest", subject=name.logical_name,
         event_id=str(uuid.uuid5(_IDS, f"ingested:{product_id}")),
         extensions=current_trace_extensions(),
@@ -161,11 +173,10 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
             id=product_id, logical_name=name.logical_name, product_type=name.product_type,
             platform_serial=name.unit, fingerprint=inspected.fingerprint,
             layout=inspected.layout, archive_key=archive_key,
-            content_length=inspected.checksums.size,
-            checksums=inspected.checksums.as_odata(now),
+            content_length=sums.size, checksums=sums.as_odata(now),
             content_start=meta.validity_start, content_end=meta.validity_stop,
-            origin_date=arrived.arrived_at,
-            attributes=attributes.to_stored(meta.attributes)))
+            origin_date=arrived.arrived_at, attributes=stored_attributes,
+            ingestion_date=now))
         if inserted:
             outbox.record(conn, event)
         if arrival.is_folder:

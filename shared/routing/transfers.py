@@ -35,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from events import envelope, types
 from events.products import ProductPublished
 from events.transfers import TransferCompleted, TransferFailed
-from shared import outbox, storage
+from shared import outbox, restore, storage
 from shared.catalogue import products as products_table
 from shared.catalogue import routes as routes_table
 from shared.catalogue import sources as sources_table
@@ -79,7 +79,7 @@ def route_published(rt: Runtime, published: ProductPublished, environ: Mapping[s
                     ) -> list[Outcome]:
     """Transfer one published product along every enabled route that wants it."""
     with rt.pool.connection() as conn:
-        product = products_table.get(conn, published.product_id)
+        product = restore.get_or_restore(conn, published.product_id)
         if product is None or product["status"] != "published" or not product["online"]:
             log.info("product %s is not published and online: not routed", published.name)
             return []

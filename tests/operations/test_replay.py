@@ -1,5 +1,6 @@
 """Replay from the journal through the real router and functions: the work lost after
-ingestion comes back exactly, and replaying again changes nothing (handlers idempotent)."""
+ingestion comes back exactly, deleted catalogue rows come back whole (dates included), and
+replaying again changes nothing (handlers idempotent)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,82 @@ def test_replaying_the_journal_restores_the_lost_work_without_duplicates(fresh: 
     assert _catalogue(s) == before
     assert query(s, "SELECT id, publication_date, modification_date FROM products"
                     " ORDER BY id") == stamped
+
+
+def _rows(s: Settings) -> list[dict]:
+    return query(s, "SELECT * FROM products ORDER BY logical_name")
+
+
+def _published_all(s: Settings) -> None:
+    wait_until("4 products published and 1 file rejected",
+               lambda: _published(s) == 4 and len(query(s, "SELECT 1 FROM rejections")) == 1
+               and len(query(s, "SELECT 1 FROM event_journal WHERE type = %s",
+                             types.PRODUCT_PUBLISHED)) == 4,
+               report=lambda: query(s, "SELECT logical_name, status FROM products"))
+    # ... and every delivery made: a product.published still on its way to notify or route
+    # would put back a row the test deletes (as it should, see the tests below).
+    wait_until("the router to have delivered everything",
+               lambda: not query(s, "SELECT 1 FROM router.deliveries WHERE status = 'pending'"))
+
+
+def test_deleted_catalogue_rows_come_back_whole_from_a_replay(fresh: StackInfo) -> None:
+    s = fresh.settings
+    client = storage.client(s)
+    for key, body in _uploads().items():
+        storage.put_bytes(client, s.inbox_bucket, key, body)
+    _published_all(s)
+    rows = _rows(s)
+    journal = query(s, "SELECT id, type, data FROM event_journal ORDER BY id")
+    archive = sorted(storage.list_keys(client, s.archive_bucket))
+
+    assert len(query(s, "DELETE FROM products RETURNING id")) == 4
+    replayed = CliRunner().invoke(cli(), ["replay", "--all"])  # to the broker: any order
+    assert replayed.exit_code == 0, replayed.output
+    wait_until("the 4 products back",
+               lambda: _published(s) == 4 and len(query(s, "SELECT 1 FROM products")) == 4,
+               report=lambda: query(s, "SELECT logical_name, status FROM products"))
+    # Every column, PublicationDate, ModificationDate and checksum dates included.
+    assert _rows(s) == rows
+    assert query(s, "SELECT id, type, data FROM event_journal ORDER BY id") == journal
+    assert sorted(storage.list_keys(client, s.archive_bucket)) == archive
+    assert query(s, "SELECT 1 FROM dead_letters") == []
+
+
+def test_products_restore_and_a_new_arrival_put_deleted_rows_back(fresh: StackInfo) -> None:
+    s = fresh.settings
+    client = storage.client(s)
+    uploads = _uploads()
+    for key, body in uploads.items():
+        storage.put_bytes(client, s.inbox_bucket, key, body)
+    _published_all(s)
+    rows = _rows(s)
+    assert len(query(s, "DELETE FROM products RETURNING id")) == 4
+
+    # The same bytes arriving again: ingest finds the product in the journal, not anew.
+    [orbit] = [k for k in uploads if k.startswith("S1A_OPER_AUX_RESORB")]
+    storage.put_bytes(client, s.inbox_bucket, orbit, uploads[orbit])
+    wait_until("the orbit file restored and the inbox empty",
+               lambda: len(query(s, "SELECT 1 FROM products")) == 1
+               and not list(storage.list_keys(client, s.inbox_bucket)),
+               report=lambda: (query(s, "SELECT logical_name, status FROM products"),
+                               list(storage.list_keys(client, s.inbox_bucket))))
+    assert _rows(s) == [r for r in rows if r["logical_name"] == orbit]
+    journal = query(s, "SELECT id, sent_at FROM event_journal ORDER BY id")
+
+    runner = CliRunner()
+    wide = {"COLUMNS": "250"}
+    listed = runner.invoke(cli(), ["products", "restore", "--dry-run"], env=wide)
+    assert listed.exit_code == 0, listed.output
+    assert "3 product(s) missing; nothing restored" in listed.output
+    assert len(query(s, "SELECT 1 FROM products")) == 1
+    done = runner.invoke(cli(), ["products", "restore"], env=wide)
+    assert done.exit_code == 0, done.output
+    assert "3 of 3 missing product(s) restored" in done.output
+    assert _rows(s) == rows
+    # Restoring sends nothing and journals nothing: subscribers already had their events.
+    assert query(s, "SELECT id, sent_at FROM event_journal ORDER BY id") == journal
+    again = runner.invoke(cli(), ["products", "restore"], env=wide)
+    assert "0 of 0 missing product(s) restored" in again.output, again.output
 
 
 def test_replay_selects_by_product_type_and_time(fresh: StackInfo) -> None:
