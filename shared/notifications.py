@@ -41,13 +41,13 @@ from uuid import UUID
 import httpx
 import psycopg
 from psycopg_pool import ConnectionPool
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.catalogue import notifications as attempts_table
 from shared.catalogue import subscriptions as subscriptions_table
 from shared.odata import Bool, ODataError, matches, parse_filter
-from shared import restore
+from shared import endpoint_secrets, restore
 from shared.s1time import format_odata
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class NotifySettings(BaseSettings):
     notify_backoff_s: float = 0.5
     notify_timeout_s: float = 5.0
     notify_concurrency: int = 4
+    secret_keys: SecretStr | None = None  # opens the endpoint passwords prip sealed
 
     @field_validator("notify_attempts", "notify_concurrency")
     @classmethod
@@ -184,8 +185,18 @@ class _Deliverer:
         first = attempts_table.attempts_so_far(conn, sid, pid) + 1
         auth = None
         if subscription["notification_username"] is not None:
-            auth = (subscription["notification_username"],
-                    subscription["notification_password"] or "")
+            try:
+                password = endpoint_secrets.unseal(subscription["notification_password"] or "",
+                                                   self.settings.secret_keys)
+            except endpoint_secrets.SecretsUnavailable as error:
+                # A configuration fault no retry mends: recorded, then the operator fixes the
+                # keys and replays the event (the delivered-once index still holds).
+                log.error("subscription %s: %s", sid, error)
+                attempts_table.record(conn, sid, pid, attempt=first,
+                                      status=attempts_table.FAILED, http_status=None,
+                                      error=f"endpoint password unavailable: {error}")
+                return Delivery(sid, "failed", 0)
+            auth = (subscription["notification_username"], password)
         made = 0
         for number in range(self.settings.notify_attempts):
             if number > 0:

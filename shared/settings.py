@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     eof_distribution: str = "plain"  # "plain" keeps .EOF as is, "zip" publishes .EOF.zip
     default_retention_days: int | None = None  # None: kept (EvictionDate 9999-12-31)
     retention_days: str = ""  # per type, e.g. "AUX_RESORB=90,AUX_PREORB=30"
+    # Fernet keys sealing subscription endpoint passwords (shared/endpoint_secrets.py).
+    secret_keys: SecretStr | None = None
 
     # Local stack
     state_dir: Path = Path(".local")

@@ -1,5 +1,6 @@
-"""`auxip subscriptions list | pause | resume | cancel`: operators' view of Subscriptions.
-Changes follow the API's rules (cancelled is final) and are audited as `cli:<user>`."""
+"""`auxip subscriptions list | pause | resume | cancel | reseal | new-key`: operators' view of
+Subscriptions. Changes follow the API's rules (cancelled is final) and are audited as
+`cli:<user>`; `reseal` and `new-key` rotate the keys sealing endpoint passwords."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared import endpoint_secrets
 from shared.catalogue import subscriptions as table
 from shared.catalogue.audit import AuditEntry, record
 from shared.s1time import format_odata
@@ -98,3 +100,30 @@ def resume(subscription_id: str) -> None:
 def cancel(subscription_id: str) -> None:
     """Stop for good (the owner can still list and delete it)."""
     _change(subscription_id, table.CANCELLED)
+
+
+@app.command()
+def reseal() -> None:
+    """Seal every stored endpoint password under the first key of AUXIP_SECRET_KEYS: after
+    a new key is put first (rotation), or for passwords stored before sealing."""
+    keys = stack_settings(Settings()).secret_keys
+    changed = 0
+    with _connect() as conn, conn.transaction():
+        rows = conn.execute("SELECT id, notification_password FROM subscriptions"
+                            " WHERE notification_password IS NOT NULL FOR UPDATE").fetchall()
+        for subscription_id, stored in rows:
+            try:
+                sealed = endpoint_secrets.reseal(stored, keys)
+            except endpoint_secrets.SecretsUnavailable as error:
+                print(f"subscription {subscription_id}: {error}; nothing changed")
+                raise typer.Exit(1) from None
+            conn.execute("UPDATE subscriptions SET notification_password = %s WHERE id = %s",
+                         (sealed, subscription_id))
+            changed += 1
+    print(f"{changed} endpoint password(s) sealed under the first key")
+
+
+@app.command("new-key")
+def new_key() -> None:
+    """Print a new key for AUXIP_SECRET_KEYS (put it first to rotate, then `reseal`)."""
+    print(endpoint_secrets.new_key())

@@ -233,7 +233,8 @@ def _subscriptions(service: Service, request: Request, body: bytes) -> Response:
     if request.method == "POST":
         created = subscriptions.create(
             pool, principal, body, request.remote_addr,
-            max_per_user=service.settings.max_subscriptions_per_user)
+            max_per_user=service.settings.max_subscriptions_per_user,
+            secret_keys=service.runtime.settings.secret_keys)
         location = f"{_root(service, request)}/Subscriptions({created['Id']})"
         return _json(created, 201, {"Location": location})
     return _json(subscriptions.listing(pool, principal, list(request.args.items(multi=True))))

@@ -11,6 +11,7 @@ are write-only: stored for notify's Basic auth, never returned, never audited.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,8 +20,9 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from shared import endpoint_secrets
 from shared.auth import OPERATOR, Principal
 from shared.catalogue import subscriptions as table
 from shared.catalogue.audit import AuditEntry, record
@@ -28,6 +30,8 @@ from shared.odata import ODataError, parse_filter
 from shared.odata.errors import INVALID_COUNT, INVALID_OPTION, INVALID_SKIP, INVALID_TOP
 from shared.prip import audit, errors
 from shared.s1time import format_odata
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_ENDPOINT_CHARS = 2048
@@ -155,7 +159,7 @@ def _entry(principal: Principal, action: str, row: Mapping[str, Any], client: st
 
 
 def create(pool: ConnectionPool, principal: Principal, raw: bytes, client: str | None, *,
-           max_per_user: int) -> dict[str, object]:
+           max_per_user: int, secret_keys: SecretStr | None) -> dict[str, object]:
     body: NewSubscriptionBody = parse_body(raw, NewSubscriptionBody)
     filter_text = (body.filter_param or "").strip()
     if filter_text:
@@ -163,11 +167,20 @@ def create(pool: ConnectionPool, principal: Principal, raw: bytes, client: str |
     if body.notification_password is not None and body.notification_username is None:
         raise ODataError(errors.INVALID_BODY,
                          "NotificationEpPassword needs a NotificationEpUsername")
+    sealed = None
+    if body.notification_password is not None:
+        try:
+            sealed = endpoint_secrets.seal(body.notification_password, secret_keys)
+        except endpoint_secrets.SecretsUnavailable as error:
+            log.error("subscription refused: %s", error)
+            raise ODataError(errors.UNAVAILABLE, "this interface point cannot store endpoint"
+                             " passwords safely yet (its operator must set AUXIP_SECRET_KEYS)",
+                             503) from None
     new = table.NewSubscription(
         id=uuid.uuid4(), owner=principal.subject, filter_param=filter_text,
         notification_endpoint=body.notification_endpoint,
         notification_username=body.notification_username,
-        notification_password=body.notification_password,
+        notification_password=sealed,
         status=body.status, subscription_event=body.subscription_event,
     )
     with pool.connection() as conn, conn.transaction():

@@ -21,7 +21,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared import storage
+from pydantic import SecretStr
+
+from shared import endpoint_secrets, storage
 from shared.auth.settings import local_token_url
 from shared.catalogue import migrations
 from shared.settings import Settings
@@ -33,6 +35,7 @@ ROUTER = "router"
 TOKEN_ISSUER = "token-issuer"
 CLAMD = "clamd"
 _STATE_FILE = "stack.json"
+SECRET_KEYS_FILE = "secret-keys"
 
 
 class StackError(RuntimeError):
@@ -80,6 +83,9 @@ def stack_settings(settings: Settings) -> Settings:
         "token_url": local_token_url(settings.port_base, layout.host),
     }
     update = {k: v for k, v in derived.items() if k not in settings.model_fields_set}
+    sealing = state / SECRET_KEYS_FILE
+    if "secret_keys" not in settings.model_fields_set and sealing.exists():
+        update["secret_keys"] = SecretStr(sealing.read_text().strip())
     # The URL `up` settled on (maybe a private cluster) stands for the one it was asked for.
     recorded = _recorded(state)
     if recorded.get("database_url") and (
@@ -112,7 +118,25 @@ def env(settings: Settings) -> dict[str, str]:
     }
     if s.token_url:
         values["AUXIP_TOKEN_URL"] = s.token_url
+    if s.secret_keys:
+        values["AUXIP_SECRET_KEYS"] = s.secret_keys.get_secret_value()
     return values
+
+
+def _ensure_secret_keys(state: Path) -> None:
+    """The local stack's key sealing endpoint passwords, made at its first start (created
+    here only: the CLI pointed at another catalogue never invents a key of its own)."""
+    path = state / SECRET_KEYS_FILE
+    if not path.exists():
+        scratch = path.with_name(f".{path.name}.{os.getpid()}")
+        scratch.write_text(endpoint_secrets.new_key() + "\n")
+        scratch.chmod(0o600)
+        try:
+            os.link(scratch, path)  # fails if another `up` made it first: one key stands
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
 
 
 def _memstore_bytes(settings: Settings) -> int:
@@ -231,6 +255,7 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     _check_port_base(layout)
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
+    _ensure_secret_keys(state)
     services: list[Service] = []
 
     def track(name: str, was_running: bool, endpoint: str) -> None:

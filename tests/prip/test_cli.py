@@ -3,10 +3,15 @@ shared/cli/main.py mounts them."""
 
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
 import typer
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from shared import endpoint_secrets
 from shared.cli import audit, subscriptions
 from tests.prip.catalogue import pid
 
@@ -48,3 +53,42 @@ def test_subscriptions_list_pause_resume_cancel(api):
     assert refused.exit_code == 1 and "cancelled" in refused.output
     assert key in run("subscriptions", "list", "--status", "cancelled")
     assert "cli:" in run("audit", "--action", "subscription.update")
+
+
+def test_subscriptions_reseal_rotates_the_key_and_seals_clear_text(api, settings):
+    made = api.request("POST", "Subscriptions", "bob", json={
+        "NotificationEndpoint": "https://cli.example.org/sealed",
+        "NotificationEpUsername": "u", "NotificationEpPassword": "rotate-me"}).json()
+    legacy = uuid.uuid4()  # a row from before passwords were sealed
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO subscriptions (id, owner, notification_endpoint,"
+                     " notification_username, notification_password)"
+                     " VALUES (%s, 'bob', 'https://cli.example.org/old', 'u', 'clear-pw')",
+                     (legacy,))
+
+        def stored(sid: object) -> str:
+            return conn.execute("SELECT notification_password FROM subscriptions"
+                                " WHERE id = %s", (sid,)).fetchone()[0]
+
+        current = settings.secret_keys.get_secret_value()
+        new = endpoint_secrets.new_key()
+        result = CliRunner().invoke(app, ["subscriptions", "reseal"],
+                                    env={"AUXIP_SECRET_KEYS": f"{new},{current}"})
+        assert result.exit_code == 0, result.output
+        assert "endpoint password(s) sealed under the first key" in result.output
+        only_new = SecretStr(new)
+        assert endpoint_secrets.unseal(stored(uuid.UUID(made["Id"])), only_new) == "rotate-me"
+        assert endpoint_secrets.unseal(stored(legacy), only_new) == "clear-pw"
+        assert endpoint_secrets.is_sealed(stored(legacy))
+
+        # Without the key that sealed them, nothing is changed.
+        refused = CliRunner().invoke(app, ["subscriptions", "reseal"],
+                                     env={"AUXIP_SECRET_KEYS": current})
+        assert refused.exit_code == 1 and "no key" in refused.output
+        assert endpoint_secrets.unseal(stored(legacy), only_new) == "clear-pw"
+
+        # Back under the stack's key, which the notify function of later tests holds.
+        back = CliRunner().invoke(app, ["subscriptions", "reseal"],
+                                  env={"AUXIP_SECRET_KEYS": f"{current},{new}"})
+        assert back.exit_code == 0, back.output
+        assert endpoint_secrets.unseal(stored(legacy), settings.secret_keys) == "clear-pw"

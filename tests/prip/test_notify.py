@@ -19,10 +19,12 @@ import psycopg
 import pytest
 from flask import Flask, Response, request
 from psycopg.rows import dict_row
+from pydantic import SecretStr
 
 from events import envelope, types
 from events.bindings import to_http_binary
 from events.products import ProductEvicted, ProductPublished
+from shared import endpoint_secrets
 from shared.s1time import OPEN_END
 from tests.prip.catalogue import BY_NUMBER, NAME, pid, t
 from tests.prip.conftest import TEST_ENV, serve, stop
@@ -198,3 +200,29 @@ def test_unpublished_products_are_not_notified(api, receiver, notify_function):
     before = len(receiver.calls)
     deliver(notify_function, published(101))  # packaged, not published
     assert [p for p, _, _ in receiver.calls[before:]] == []
+
+
+def test_a_password_no_key_opens_fails_the_delivery_until_the_keys_are_fixed(
+        api, receiver, notify_function, settings):
+    sid = subscribe(api, receiver, "bob", "sealed", "contains(Name,'AUX_POEORB')",
+                    NotificationEpUsername="hook", NotificationEpPassword="sealed-pw")
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        [good] = conn.execute("SELECT notification_password FROM subscriptions WHERE id = %s",
+                              (uuid.UUID(sid),)).fetchone()
+        # As if sealed under a key the operator has since removed from AUXIP_SECRET_KEYS.
+        lost_key = SecretStr(endpoint_secrets.new_key())
+        conn.execute("UPDATE subscriptions SET notification_password = %s WHERE id = %s",
+                     (endpoint_secrets.seal("sealed-pw", lost_key), uuid.UUID(sid)))
+        deliver(notify_function, published(14))
+        assert receiver.bodies("sealed") == []  # never sent without its credentials
+        [row] = conn.execute("SELECT status, http_status, error FROM notifications"
+                             " WHERE subscription_id = %s", (uuid.UUID(sid),)).fetchall()
+        assert row[:2] == ("failed", None) and "endpoint password unavailable" in row[2]
+
+        conn.execute("UPDATE subscriptions SET notification_password = %s WHERE id = %s",
+                     (good, uuid.UUID(sid)))
+    deliver(notify_function, published(14))  # the operator's replay, keys fixed
+    [(_, headers, body)] = [c for c in receiver.calls if c[0] == "sealed"]
+    assert body["ProductId"] == str(pid(14))
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"hook:sealed-pw").decode()
+    assert attempts(settings, sid, 14)[-1] == (2, "delivered", 204)

@@ -3,6 +3,7 @@ another's; operators see all), status changes, deletion, limits, and the audit t
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,6 +11,13 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+from pydantic import SecretStr
+
+from shared import endpoint_secrets
+from shared.auth import SUBSCRIBER, Principal
+from shared.odata import ODataError
+from shared.prip import subscriptions
 
 from tests.prip.conftest import reset_caches
 
@@ -112,14 +120,42 @@ def test_pause_resume_cancel_delete(api, settings):
     assert rows[0]["details"]["filter"] == "contains(Name,'AUX_WND')"
 
 
-def test_credentials_never_reach_the_audit_trail(api, settings):
-    create(api, "bob", NotificationEpUsername="client", NotificationEpPassword=SECRET)
+def test_credentials_never_reach_the_audit_trail_and_rest_sealed(api, settings):
+    made = create(api, "bob", NotificationEpUsername="client", NotificationEpPassword=SECRET)
     with psycopg.connect(settings.database_url) as conn:
         text = conn.execute("SELECT string_agg(audit_log::text, ' ') FROM audit_log").fetchone()[0]
-        stored = conn.execute("SELECT count(*) FROM subscriptions"
-                              " WHERE notification_password = %s", (SECRET,)).fetchone()[0]
+        everything = conn.execute("SELECT string_agg(subscriptions::text, ' ')"
+                                  " FROM subscriptions").fetchone()[0]
+        [stored] = conn.execute("SELECT notification_password FROM subscriptions WHERE id = %s",
+                                (uuid.UUID(made["Id"]),)).fetchone()
     assert SECRET not in text
-    assert stored >= 1  # kept for notify's Basic authentication, and only there
+    # Kept for notify's Basic authentication, sealed under the stack's AUXIP_SECRET_KEYS.
+    assert SECRET not in everything and stored.startswith(endpoint_secrets.PREFIX)
+    assert endpoint_secrets.unseal(stored, settings.secret_keys) == SECRET
+    other = SecretStr(endpoint_secrets.new_key())
+    with pytest.raises(endpoint_secrets.SecretsUnavailable):
+        endpoint_secrets.unseal(stored, other)
+
+
+def test_a_password_is_refused_when_no_key_can_seal_it(settings):
+    """Fail closed: without AUXIP_SECRET_KEYS prip answers 503 rather than store it clear."""
+    body = json.dumps({"NotificationEndpoint": "https://client.example.org/notify",
+                       "NotificationEpUsername": "client",
+                       "NotificationEpPassword": SECRET}).encode()
+    bob = Principal(subject="bob-no-keys", username="bob", roles=frozenset({SUBSCRIBER}))
+    with ConnectionPool(settings.database_url, min_size=1, max_size=1, open=True) as pool:
+        with pytest.raises(ODataError) as refused:
+            subscriptions.create(pool, bob, body, "127.0.0.1", max_per_user=5,
+                                 secret_keys=None)
+        assert refused.value.status == 503 and "AUXIP_SECRET_KEYS" in str(refused.value)
+        with pool.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM subscriptions WHERE owner = %s",
+                                ("bob-no-keys",)).fetchone()[0] == 0
+        # Without a password, no key is needed.
+        plain = json.dumps({"NotificationEndpoint": "https://client.example.org/n"}).encode()
+        made = subscriptions.create(pool, bob, plain, "127.0.0.1", max_per_user=5,
+                                    secret_keys=None)
+        assert made["Status"] == "running"
 
 
 INVALID = [
