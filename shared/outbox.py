@@ -77,7 +77,8 @@ def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: 
         rows = conn.cursor(row_factory=dict_row).execute(
             "SELECT * FROM event_journal WHERE sent_at IS NULL"
             " AND recorded_at < clock_timestamp() - make_interval(secs => %s)"
-            " ORDER BY recorded_at LIMIT %s FOR UPDATE SKIP LOCKED",
+            # Least tried first: rows that keep failing cannot fill every sweep's window.
+            " ORDER BY send_attempts, recorded_at LIMIT %s FOR UPDATE SKIP LOCKED",
             (older_than_s, limit),
         ).fetchall()
         sent = _post_rows_locked(conn, broker_url, rows)
@@ -87,7 +88,12 @@ def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: 
 def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> int:
     sent = 0
     for row in rows:
-        error = _post(broker_url, event_from_row(row))
+        try:
+            event = event_from_row(row)
+        except Exception as failure:  # one unbuildable row must not stop the rows after it
+            error: str | None = f"cannot build the event: {type(failure).__name__}: {failure}"
+        else:
+            error = _post(broker_url, event)
         if error is None:
             conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
                          " send_attempts = send_attempts + 1 WHERE id = %s", (row["id"],))
@@ -100,7 +106,10 @@ def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict
 
 
 def _post(broker_url: str, event: CloudEvent) -> str | None:
-    headers, body = to_http_binary(event)
+    try:
+        headers, body = to_http_binary(event)
+    except Exception as failure:  # the SDK's own errors, or a TypeError on a bad extension
+        return f"cannot encode the event: {type(failure).__name__}: {failure}"
     try:
         response = _client().post(broker_url, headers=headers, content=body)
     except httpx.HTTPError as error:

@@ -111,3 +111,26 @@ def test_broker_down_keeps_the_event_for_later(pool: ConnectionPool, broker,
     assert (attempts, sent) == (1, None) and "503" in error
     received.status = 202
     assert outbox.send_pending(pool, url, older_than_s=0) == 1
+
+
+@pytest.mark.parametrize("poison", [{"specversion": "9.9"}, {"broken": None}],
+                         ids=["unbuildable", "unencodable"])
+def test_a_poison_row_is_recorded_and_the_rows_after_it_still_go(
+        pool: ConnectionPool, broker, settings: Settings, poison: dict) -> None:  # type: ignore[no-untyped-def]
+    url, received = broker
+    bad, good = _event("poison"), _event("good")
+    with pool.connection() as conn, conn.transaction():
+        outbox.record(conn, bad)
+        outbox.record(conn, good)
+        conn.execute("UPDATE event_journal SET extensions = extensions || %s::jsonb"
+                     " WHERE id = %s", (json.dumps(poison), bad["id"]))
+    assert outbox.send_pending(pool, url, older_than_s=0) == 1
+    assert [h["ce-id"] for h, _ in received.received] == [good["id"]]
+    with psycopg.connect(settings.database_url) as conn:
+        attempts, error, sent = conn.execute(
+            "SELECT send_attempts, last_error, sent_at FROM event_journal WHERE id = %s",
+            (bad["id"],)).fetchone()
+    assert (attempts, sent) == (1, None) and error.startswith("cannot ")
+    # Tried again by the next sweeps, still recorded, never sent broken.
+    assert outbox.send_pending(pool, url, older_than_s=0) == 0
+    assert len(received.received) == 1
