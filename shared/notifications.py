@@ -24,6 +24,10 @@ Guarantees and choices:
   a subscription paused or deleted during the retries stops being retried.
 - Deliveries to different subscriptions run in parallel (AUXIP_NOTIFY_CONCURRENCY, 4), so
   one slow endpoint does not delay the others.
+- No POST to an address shared.endpoint_policy denies (loopback, link-local, ...): the
+  endpoint's host is resolved and judged before each attempt; a refused one is recorded
+  `failed` once and not retried. httpx resolves the name again to connect, so a hostile
+  DNS server answering differently in between (DNS rebinding) is not stopped.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.catalogue import notifications as attempts_table
 from shared.catalogue import subscriptions as subscriptions_table
 from shared.odata import Bool, ODataError, matches, parse_filter
-from shared import endpoint_secrets, restore
+from shared import endpoint_policy, endpoint_secrets, restore
 from shared.s1time import format_odata
 
 log = logging.getLogger(__name__)
@@ -120,8 +124,10 @@ def body(event: str, product: Mapping[str, Any], subscription_id: UUID,
 
 
 def notify(pool: ConnectionPool, settings: NotifySettings, event: str, product_id: UUID, *,
-           http: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> list[Delivery]:
-    """Notify every subscription to `event` (created/deleted) that wants this product."""
+           http: httpx.Client, sleep: Callable[[float], None] = time.sleep,
+           policy: endpoint_policy.EndpointPolicy | None = None) -> list[Delivery]:
+    """Notify every subscription to `event` (created/deleted) that wants this product;
+    `policy` (default: from the environment) says which addresses may not be called."""
     with pool.connection() as conn:
         product = restore.get_or_restore(conn, product_id)
         if product is None:
@@ -135,7 +141,8 @@ def notify(pool: ConnectionPool, settings: NotifySettings, event: str, product_i
     chosen = [s for s in candidates if wanted_by(s, product)]
     if not chosen:
         return []
-    deliver = _Deliverer(pool, settings, http, sleep, event, product)
+    deliver = _Deliverer(pool, settings, http, sleep, event, product,
+                         policy or endpoint_policy.current())
     # Each worker holds a pooled connection for its whole delivery: leave one for the rest
     # of the process (AUXIP_DB_POOL_MAX is small in production).
     workers_wanted = min(settings.notify_concurrency, len(chosen), max(1, pool.max_size - 1))
@@ -151,6 +158,7 @@ class _Deliverer:
     sleep: Callable[[float], None]
     event: str
     product: Mapping[str, Any]
+    policy: endpoint_policy.EndpointPolicy
 
     def __call__(self, subscription: Mapping[str, Any]) -> Delivery:
         sid: UUID = subscription["id"]
@@ -203,6 +211,18 @@ class _Deliverer:
                 self.sleep(self.settings.notify_backoff_s * 2 ** (number - 1))
                 if not _still_running(conn, sid):
                     return Delivery(sid, "stopped", made)
+            refused = self._refused(subscription["notification_endpoint"])
+            if refused is not None:
+                # Not retried: the address is the subscriber's choice, not a passing fault.
+                log.warning("subscription %s: product %s not sent, endpoint refused: %s",
+                            sid, pid, refused)
+                try:
+                    attempts_table.record(conn, sid, pid, attempt=first + number,
+                                          status=attempts_table.FAILED, http_status=None,
+                                          error=f"endpoint refused: {refused}")
+                except psycopg.errors.ForeignKeyViolation:
+                    return Delivery(sid, "stopped", made)  # deleted meanwhile
+                return Delivery(sid, "failed", made)
             when = datetime.now(UTC)
             status, error = _post(self.http, subscription["notification_endpoint"],
                                   body(self.event, self.product, sid, when), auth,
@@ -224,6 +244,19 @@ class _Deliverer:
         log.warning("subscription %s: product %s not delivered to its endpoint after %d"
                     " attempt(s)", sid, pid, made)
         return Delivery(sid, "failed", made)
+
+    def _refused(self, url: str) -> str | None:
+        """Why the endpoint must not be called now, or None. Checked before every attempt,
+        not once: a name that did not resolve at first, or resolves elsewhere after the
+        backoff, is judged again. httpx resolves the name once more to connect: a DNS
+        server answering differently in between (rebinding) still gets through."""
+        try:
+            endpoint_policy.resolve_and_check(url, self.policy)
+        except endpoint_policy.EndpointRefused as refused:
+            return refused.reason
+        except (OSError, UnicodeError, ValueError):
+            return None  # does not resolve: httpx fails the same way, and that is retried
+        return None
 
 
 def _still_running(conn: psycopg.Connection, subscription_id: UUID) -> bool:

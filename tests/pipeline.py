@@ -22,7 +22,10 @@ from shared.stack.layout import FUNCTIONS
 # Small pools: one PostgreSQL server (max_connections 100) may serve several stacks, and
 # each step needs one connection only.
 SMALL_POOLS = {"AUXIP_DB_POOL_MAX": "3", "AUXIP_ROUTER_DB_POOL": "4",
-               "AUXIP_ROUTER_WORKERS": "4"}
+               "AUXIP_ROUTER_WORKERS": "4",
+               # Subscribers' test endpoints (reliability's sink and canary) listen on
+               # loopback, which notify and prip refuse by default.
+               "AUXIP_NOTIFY_ALLOWED_NETWORKS": "127.0.0.1/32"}
 
 
 @contextmanager

@@ -6,6 +6,9 @@ exactly like an unknown one (existence is not revealed). Operators see and chang
 Status: running <-> paused; cancelled is final (a cancelled subscription stays listed
 until deleted, and cannot be resumed: 409). NotificationEpUsername/NotificationEpPassword
 are write-only: stored for notify's Basic auth, never returned, never audited.
+NotificationEndpoint is refused (400) when it names an address notify must not call
+(shared.endpoint_policy: loopback, link-local, ...); it cannot change afterwards (PATCH
+only changes Status), and notify checks the address again before each POST.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from uuid import UUID
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from shared import endpoint_secrets
+from shared import endpoint_policy, endpoint_secrets
 from shared.auth import OPERATOR, Principal
 from shared.catalogue import subscriptions as table
 from shared.catalogue.audit import AuditEntry, record
@@ -159,8 +162,11 @@ def _entry(principal: Principal, action: str, row: Mapping[str, Any], client: st
 
 
 def create(pool: ConnectionPool, principal: Principal, raw: bytes, client: str | None, *,
-           max_per_user: int, secret_keys: SecretStr | None) -> dict[str, object]:
+           max_per_user: int, secret_keys: SecretStr | None,
+           policy: endpoint_policy.EndpointPolicy | None = None) -> dict[str, object]:
     body: NewSubscriptionBody = parse_body(raw, NewSubscriptionBody)
+    _allowed_endpoint(body.notification_endpoint, principal,
+                      policy or endpoint_policy.current())
     filter_text = (body.filter_param or "").strip()
     if filter_text:
         parse_filter(filter_text)  # ODataError 400 InvalidFilter, as for $filter
@@ -196,6 +202,18 @@ def create(pool: ConnectionPool, principal: Principal, raw: bytes, client: str |
                             event=row["subscription_event"], status=row["status"],
                             basic_auth=body.notification_username is not None))
     return {"@odata.context": f"{CONTEXT}/$entity", **entity(row)}
+
+
+def _allowed_endpoint(url: str, principal: Principal,
+                      policy: endpoint_policy.EndpointPolicy) -> None:
+    try:
+        endpoint_policy.check_literal(url, policy)
+    except endpoint_policy.EndpointRefused as refused:
+        # Logged: a subscriber probing internal addresses is worth an operator's look.
+        log.warning("subscription of %s refused: NotificationEndpoint %s", principal.subject,
+                    refused.reason)
+        raise ODataError(errors.INVALID_BODY, "NotificationEndpoint: this endpoint address is"
+                         f" not allowed ({refused.reason})") from None
 
 
 def get(pool: ConnectionPool, principal: Principal, subscription_id: UUID) -> dict[str, object]:

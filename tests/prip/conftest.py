@@ -25,7 +25,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from shared import runtime
+from shared import endpoint_policy, runtime
 from shared.prip import service as prip_service
 from shared.settings import Settings
 from shared.token_issuer.app import (
@@ -44,6 +44,9 @@ TEST_ENV = {
     "AUXIP_NOTIFY_ATTEMPTS": "4",
     "AUXIP_NOTIFY_BACKOFF_S": "0.02",
     "AUXIP_NOTIFY_TIMEOUT_S": "3",
+    # The tests' receivers listen on loopback, which notify refuses by default; 127.0.0.1
+    # only, so that the rest of 127/8 still shows the deny list at work.
+    "AUXIP_NOTIFY_ALLOWED_NETWORKS": "127.0.0.1/32",
 }
 
 
@@ -118,6 +121,7 @@ def reset_caches(*, runtime_too: bool = False) -> None:
     if prip_service.current.cache_info().currsize:
         prip_service.current().close()
     prip_service.current.cache_clear()
+    endpoint_policy.current.cache_clear()
     if runtime_too:
         if runtime.current.cache_info().currsize:
             runtime.current().close()

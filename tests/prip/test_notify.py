@@ -20,6 +20,7 @@ import pytest
 from flask import Flask, Response, request
 from psycopg.rows import dict_row
 from pydantic import SecretStr
+from werkzeug.serving import make_server
 
 from events import envelope, types
 from events.bindings import to_http_binary
@@ -226,3 +227,53 @@ def test_a_password_no_key_opens_fails_the_delivery_until_the_keys_are_fixed(
     assert body["ProductId"] == str(pid(14))
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"hook:sealed-pw").decode()
     assert attempts(settings, sid, 14)[-1] == (2, "delivered", 204)
+
+
+@pytest.fixture
+def elsewhere_on_loopback() -> Iterator[Receiver]:
+    """A receiver on 127.0.0.2, which the test env does not allow (127.0.0.1/32 only)."""
+    found = Receiver()
+    server = make_server("127.0.0.2", 0, found.app(), threaded=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    found.base = f"http://127.0.0.2:{server.port}"
+    yield found
+    stop(server)
+
+
+def test_a_denied_address_gets_nothing_and_one_failed_attempt(
+        api, receiver, elsewhere_on_loopback, notify_function, settings):
+    sid = subscribe(api, receiver, "carol", "ssrf", "contains(Name,'AUX_POEORB')")
+    target = f"{elsewhere_on_loopback.base}/ssrf"
+    # It answers: only the guard keeps notify from posting there.
+    assert httpx.post(f"{elsewhere_on_loopback.base}/probe", json={}, timeout=10
+                      ).status_code == 204
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        # As if stored before the creation check existed, or by hand.
+        conn.execute("UPDATE subscriptions SET notification_endpoint = %s WHERE id = %s",
+                     (target, uuid.UUID(sid)))
+        deliver(notify_function, published(14))
+        assert elsewhere_on_loopback.bodies("ssrf") == [] and receiver.bodies("ssrf") == []
+        [row] = conn.execute("SELECT attempt, status, http_status, error FROM notifications"
+                             " WHERE subscription_id = %s", (uuid.UUID(sid),)).fetchall()
+    assert row[:3] == (1, "failed", None)  # one attempt, not retried
+    assert row[3].startswith("endpoint refused: ")
+    assert "127.0.0.2 is in the denied network 127.0.0.0/8" in row[3]
+    assert api.get(f"Subscriptions({sid})", "carol").json()["LastNotificationDate"] is None
+    deliver(notify_function, published(14))  # a replay is refused again
+    assert attempts(settings, sid, 14) == [(1, "failed", None), (2, "failed", None)]
+    assert [p for p, _, _ in elsewhere_on_loopback.calls] == ["probe"]
+
+
+def test_a_name_that_does_not_resolve_is_retried_not_refused(
+        api, receiver, notify_function, settings):
+    sid = subscribe(api, receiver, "carol", "unresolved", "contains(Name,'AUX_POEORB')")
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE subscriptions SET notification_endpoint = %s WHERE id = %s",
+                     ("http://no-such-host.invalid/hook", uuid.UUID(sid)))
+        deliver(notify_function, published(14))
+        errors = [e for (e,) in conn.execute(
+            "SELECT error FROM notifications WHERE subscription_id = %s ORDER BY attempt",
+            (uuid.UUID(sid),))]
+    assert attempts(settings, sid, 14) == [(n, "failed", None) for n in range(1, ATTEMPTS + 1)]
+    assert all("ConnectError" in e and "refused" not in e for e in errors), errors

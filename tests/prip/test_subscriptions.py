@@ -224,3 +224,33 @@ def test_subscriptions_per_user_are_limited(api, two_per_user):
                         json={"NotificationEndpoint": "https://x.example.org/"})
     assert third.status_code == 403
     assert third.json()["error"]["code"] == "TooManySubscriptions"
+
+
+REFUSED_ENDPOINTS = ["http://169.254.169.254/latest/meta-data", "http://[::1]:8080/",
+                     "http://[::ffff:127.0.0.2]/", "http://localhost:1/x",
+                     "http://127.0.0.2:8080/hook", "http://2130706434/"]  # 127.0.0.2
+
+
+@pytest.mark.parametrize("endpoint", REFUSED_ENDPOINTS)
+def test_internal_endpoints_are_refused_and_not_stored(api, settings, endpoint):
+    """No subscription can point notify at loopback, link-local (cloud metadata) and the
+    like; the test prip allows 127.0.0.1/32 only, so 127.0.0.2 stays refused."""
+    answer = api.request("POST", "Subscriptions", "bob", json={
+        "NotificationEndpoint": endpoint, "FilterParam": "contains(Name,'AUX_CAL')"})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "InvalidBody"
+    assert "endpoint address is not allowed" in error["message"]
+    with psycopg.connect(settings.database_url) as conn:
+        stored = conn.execute("SELECT count(*) FROM subscriptions WHERE notification_endpoint"
+                              " = %s", (endpoint,)).fetchone()[0]
+        audited = conn.execute("SELECT count(*) FROM audit_log WHERE details->>'endpoint'"
+                               " = %s", (endpoint,)).fetchone()[0]
+    assert (stored, audited) == (0, 0)
+
+
+def test_private_and_allowed_endpoints_are_accepted(api):
+    for endpoint in ("http://10.1.2.3/hook", "http://127.0.0.1:9/allowed-in-tests"):
+        made = create(api, "bob", NotificationEndpoint=endpoint)
+        assert made["NotificationEndpoint"] == endpoint
+        assert api.request("DELETE", f"Subscriptions({made['Id']})", "bob").status_code == 204
