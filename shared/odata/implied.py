@@ -6,7 +6,10 @@ added predicate could turn a NULL into FALSE and change the answer.
 Invariants relied on (guaranteed by ingestion, see shared/naming.py):
 - every published name starts `S1<unit>_` and `platform_serial` is that unit ('' for `_`);
 - a name containing one of EXCLUSIVE_TYPES has exactly that `product_type` (type strings
-  occur in names only as the type field; no served type contains another).
+  occur in names only as the type field; no served type contains another);
+- the `productType` attribute is the `product_type` and `platformSerialIdentifier` the
+  `platform_serial` (shared/metadata.py takes both from the name, and refuses content whose
+  header says another type), so the usual PRIP attribute query uses the type indexes too.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.attributes import AttributeType
 from shared.odata import ast
 
 # The product types a client may name in contains(Name, ...).
@@ -103,6 +107,32 @@ def _name_pattern(node: ast.Bool) -> tuple[str, str] | None:
     return None
 
 
+_COLUMN_OF_ATTRIBUTE = {"productType": "type", "platformSerialIdentifier": "serial"}
+
+
+def _attribute_fact(node: ast.Bool) -> tuple[str, str] | None:
+    """("type" | "serial", value) when `node` is a string-attribute any() whose body's AND
+    chain says `att/Name eq 'productType'` and `att/Value eq '<value>'` of the same att."""
+    if not (isinstance(node, ast.Any) and node.type is AttributeType.STRING and node.body):
+        return None
+    conjuncts = node.body.items if isinstance(node.body, ast.And) else (node.body,)
+    names = {c.literal.value for c in conjuncts
+             if isinstance(c, ast.Compare) and c.op == "eq"
+             and isinstance(c.operand, ast.AttrName)}
+    values = {c.literal.value for c in conjuncts
+              if isinstance(c, ast.Compare) and c.op == "eq"
+              and isinstance(c.operand, ast.AttrValue)}
+    if len(names) != 1 or len(values) != 1:
+        return None  # none, or contradictory: the exact predicate answers alone
+    [name], [value] = names, values
+    column = _COLUMN_OF_ATTRIBUTE.get(str(name))
+    if column is None or not isinstance(value, str):
+        return None
+    if column == "serial" and len(value) > 1:
+        return None  # not a unit letter: nothing to say about platform_serial
+    return column, value
+
+
 def implied(node: ast.Bool) -> Implied:
     conjuncts = node.items if isinstance(node, ast.And) else (node,)
     serials: list[str] = []
@@ -119,6 +149,8 @@ def implied(node: ast.Bool) -> Implied:
             condition = _range(item)
             if condition is not None:
                 ranges.append(condition)
+        elif (fact := _attribute_fact(item)) is not None:
+            (types if fact[0] == "type" else serials).append(fact[1])
     if not types:
         # The validity index leads with the type; without it the range alone misleads the
         # planner more than it helps.

@@ -75,3 +75,33 @@ def test_range_sql_is_the_index_expression():
         "contains(Name,'AUX_RESORB') and ContentDate/Start lt 2021-02-26T00:00:00Z"))
     assert expression + " && " in where.sql.as_string(None)
     assert "WHERE status = 'published'" in index
+
+
+def _attribute(name: str, value: str, cast: str = "StringAttribute") -> str:
+    return (f"Attributes/OData.CSC.{cast}/any(att:att/Name eq '{name}' and "
+            f"att/OData.CSC.{cast}/Value eq '{value}')")
+
+
+def test_the_prip_attribute_query_implies_type_unit_and_validity():
+    assert facts(_attribute("productType", "AUX_CAL")) == Implied((), ("AUX_CAL",))
+    # Either order inside the lambda; a type no name pattern could imply (not exclusive).
+    assert facts("Attributes/OData.CSC.StringAttribute/any(att:att/OData.CSC.StringAttribute"
+                 "/Value eq 'AUX_WAV' and att/Name eq 'productType')").product_types == (
+        "AUX_WAV",)
+    assert facts(_attribute("productType", "AUX_POEORB") + " and "
+                 + _attribute("platformSerialIdentifier", "B")
+                 + " and ContentDate/Start lt 2021-02-26T00:00:00Z") == Implied(
+        ("B",), ("AUX_POEORB",), (RangeCondition("&&", None, T0, "()"),))
+
+
+def test_attribute_lambdas_that_say_less_imply_nothing():
+    assert facts(_attribute("processingCenter", "AUX_CAL")) == Implied()
+    assert facts(_attribute("platformSerialIdentifier", "AB")) == Implied()
+    assert facts("not " + _attribute("productType", "AUX_CAL")) == Implied()
+    assert facts(_attribute("productType", "AUX_CAL") + " or contains(Name,'AUX_INS')") == Implied()
+    assert facts("Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' or "
+                 "att/OData.CSC.StringAttribute/Value eq 'AUX_CAL')") == Implied()
+    assert facts("Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+                 "att/OData.CSC.StringAttribute/Value ne 'AUX_CAL')") == Implied()
+    assert facts("Attributes/OData.CSC.StringAttribute/all(att:att/Name eq 'productType' and "
+                 "att/OData.CSC.StringAttribute/Value eq 'AUX_CAL')") == Implied()
