@@ -272,9 +272,9 @@ def perf_url(stack: BenchStack) -> str:
 
 def ensure_seeded(url: str) -> float:
     """Seconds spent seeding (0 when the catalogue was there with the current version)."""
-    with connect(url, autocommit=True):
+    with connect(conninfo.make_conninfo(url, dbname="postgres"), autocommit=True):
         pass  # the server may be full for a moment: wait for a session slot first
-    upgrade(url)
+    upgrade(url)  # creates the database on a machine that never ran tests/odata
     with connect(url, autocommit=True) as conn:
         if bulk.is_seeded(conn):
             return 0.0
