@@ -21,6 +21,8 @@ from cloudevents.http import CloudEvent
 from psycopg_pool import ConnectionPool
 
 from events.bindings import to_http_binary
+from events.types import PRODUCT_INGESTED, PRODUCT_PACKAGED
+from shared.catalogue import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,40 @@ def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: 
         ).fetchall()
         sent = _post_rows_locked(conn, broker_url, rows)
     return sent
+
+
+def resend_stalled(pool: ConnectionPool, broker_url: str | None, *, after_s: float,
+                   max_resends: int, limit: int = 100) -> list[dict]:
+    """Send again the event that should move a product stalled in `ingested` or `packaged`
+    for `after_s`: its consumer failed past the Broker's retries (a function down for
+    minutes) and the event sits in the dead letters. Handlers are idempotent, so a resend
+    that crosses a late success changes nothing. Each event is resent at most
+    `max_resends` times, waiting `after_s` doubled after each: a product whose step keeps
+    failing is left to the dead letters and its operators, not resent for ever."""
+    if not broker_url or max_resends < 1:
+        return []
+    with pool.connection() as conn, conn.transaction():
+        rows = conn.cursor(row_factory=dict_row).execute(
+            "SELECT j.* FROM products p JOIN event_journal j"
+            " ON j.data ? 'product_id' AND j.data ->> 'product_id' = p.id::text"
+            " AND j.type = CASE p.status WHEN 'ingested' THEN %(ingested)s ELSE %(packaged)s END"
+            " WHERE p.status IN ('ingested', 'packaged')"
+            " AND p.modification_date < clock_timestamp() - make_interval(secs => %(after)s)"
+            # Unsent rows are send_pending's; a sent row was sent once plus its resends.
+            " AND j.sent_at IS NOT NULL AND j.send_attempts <= %(resends)s"
+            " AND j.sent_at < clock_timestamp()"
+            "     - make_interval(secs => %(after)s * power(2, j.send_attempts - 1))"
+            " ORDER BY p.modification_date LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED",
+            {"ingested": PRODUCT_INGESTED, "packaged": PRODUCT_PACKAGED, "after": after_s,
+             "resends": max_resends, "limit": limit},
+        ).fetchall()
+        for row in rows:
+            log.warning("product %s stalled after %s: event %s sent again (resend %d of %d)",
+                        row["data"].get("logical_name") or row["subject"], row["type"],
+                        row["id"], row["send_attempts"], max_resends)
+        _post_rows_locked(conn, broker_url, rows)
+        dead_letters.mark_replayed(conn, [row["id"] for row in rows])
+    return rows
 
 
 def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> int:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     eof_distribution: str = "plain"  # "plain" keeps .EOF as is, "zip" publishes .EOF.zip
     default_retention_days: int | None = None  # None: kept (EvictionDate 9999-12-31)
     retention_days: str = ""  # per type, e.g. "AUX_RESORB=90,AUX_PREORB=30"
+    # A product this long in `ingested` or `packaged` gets the event of its next step
+    # resent (its consumer failed past the Broker's retries), at most this many times.
+    stalled_after_s: float = 900.0
+    stalled_resends: int = 3
     # Fernet keys sealing subscription endpoint passwords (shared/endpoint_secrets.py).
     secret_keys: SecretStr | None = None
 

@@ -1,6 +1,7 @@
 """ingest: `file.arrived` -> checked, archived, catalogued product (`product.ingested`), or
-quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete and
-announces inbox objects whose storage notification was lost."""
+quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete,
+announces inbox objects whose storage notification was lost, re-sends journal events left
+unsent and pushes on products stalled between stages (outbox.resend_stalled)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,11 @@ def handle(event: CloudEvent) -> None:
         results = ingest.sweep_folders(rt, rt.settings.safe_folder_grace_s, event["id"])
         announced = reconcile.reconcile_inbox(rt, rt.settings.inbox_reconcile_age_s)
         outbox.send_pending(rt.pool, rt.settings.broker_url)
-        log.info("sweep: %d folder(s) quarantined, %d forgotten object(s) announced",
-                 len(results), len(announced))
+        stalled = outbox.resend_stalled(rt.pool, rt.settings.broker_url,
+                                        after_s=rt.settings.stalled_after_s,
+                                        max_resends=rt.settings.stalled_resends)
+        log.info("sweep: %d folder(s) quarantined, %d forgotten object(s) announced,"
+                 " %d stalled product(s) pushed on", len(results), len(announced), len(stalled))
         return
     arrived = envelope.data_of(event, FileArrived)
     result = ingest.ingest(rt, arrived, event["id"])

@@ -41,3 +41,12 @@ def _describe(code: str | None, data: str | None) -> str | None:
         except ValueError:
             text = data
     return f"HTTP {code}: {text}".strip() if code else text
+
+
+def mark_replayed(conn: psycopg.Connection, event_ids: list[str]) -> int:
+    """The waiting dead letters of these events were sent again (by the stalled-product
+    sweep): replayed, so a new failure is recorded anew instead of vanishing into them."""
+    return conn.execute(
+        "UPDATE dead_letters SET replayed_at = now()"
+        " WHERE event_id = ANY(%s) AND replayed_at IS NULL", (event_ids,),
+    ).rowcount

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typer.testing import CliRunner
 
 from events import types
-from shared import demo_products, storage
+from shared import demo_products, outbox, runtime, storage
 from shared.settings import Settings
 from shared.stack import processes
 from shared.stack.up import StackInfo
@@ -87,3 +87,48 @@ def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) ->
     purged = runner.invoke(cli(), ["deadletters", "purge", "--replayed", "--yes"])
     assert "1 dead letter(s) deleted" in purged.output, purged.output
     assert query(s, "SELECT 1 FROM dead_letters") == []
+
+
+def test_a_stalled_product_is_pushed_on_a_bounded_number_of_times(fresh: StackInfo) -> None:
+    """What the ingest sweep does each minute (AUXIP_STALLED_AFTER_S, 900 s): the event of
+    a product's next step is sent again, with backoff, at most AUXIP_STALLED_RESENDS times."""
+    s = fresh.settings
+    rt = runtime.build(s.model_copy(update={"db_pool_max": 2}))
+    execute(s, FIX)
+    execute(s, REFUSE)
+    try:
+        start = datetime(2025, 8, 1, tzinfo=UTC)
+        name, body = demo_products.orbit_eof("B", "AUX_RESORB", start, start + timedelta(hours=3),
+                                             start + timedelta(hours=4), max_vectors=4)
+        storage.put_bytes(storage.client(s), s.inbox_bucket, name, body)
+        wait_until("the packaged event to reach the dead letters",
+                   lambda: len(query(s, "SELECT 1 FROM dead_letters")) == 1)
+        # Not stalled long enough yet: nothing is resent.
+        assert outbox.resend_stalled(rt.pool, s.broker_url, after_s=3600, max_resends=1) == []
+        [resent] = outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=1)
+        assert resent["type"] == types.PRODUCT_PACKAGED and resent["data"]["name"] == name
+        wait_until("the resent event, still refused, to be dead-lettered again",
+                   lambda: len(query(s, "SELECT 1 FROM dead_letters")) == 2)
+    finally:
+        execute(s, FIX)
+    # The first dead letter counts as replayed; the new failure is the one waiting.
+    assert [r["replayed_at"] is None for r in query(
+        s, "SELECT replayed_at FROM dead_letters ORDER BY id")] == [False, True]
+    # Its one resend is spent: fixed or not, the product is the operators' now.
+    assert outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=1) == []
+    assert query(s, "SELECT status FROM products") == [{"status": "packaged"}]
+    # With resends left (the default is 3), the next sweep after the fix publishes it.
+    [again] = outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=3)
+    assert again["id"] == resent["id"]
+    wait_until("the product published", lambda: query(
+        s, "SELECT status FROM products") == [{"status": "published"}])
+    [row] = query(s, "SELECT send_attempts, sent_at FROM event_journal WHERE id = %s",
+                  resent["id"])
+    assert row["send_attempts"] == 3 and row["sent_at"] is not None
+    assert all(r["replayed_at"] is not None
+               for r in query(s, "SELECT replayed_at FROM dead_letters"))
+    # Published: nothing is stalled any more.
+    assert outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=9) == []
+    assert query(s, "SELECT count(*) AS n FROM event_journal WHERE type = %s",
+                 types.PRODUCT_PUBLISHED) == [{"n": 1}]
+    rt.pool.close()
