@@ -126,6 +126,15 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
 
     existing = products.find_by_logical_name(conn, name.logical_name)
     if existing is not None:
+        if existing["fingerprint"] == inspected.fingerprint and existing["status"] == "evicted":
+            # Its retention ended and its bytes are gone: dropping it as a duplicate would
+            # lose them silently, publishing it again is a decision for an operator.
+            return _reject_arrival(
+                rt, conn, arrival, arrived, RejectReason.CONFLICT,
+                f"{name.logical_name} was published and then evicted"
+                f" ({existing['modification_date'].astimezone(UTC):%Y-%m-%dT%H:%M:%SZ});"
+                " not published again",
+                inspected.fingerprint, event_id)
         if existing["fingerprint"] == inspected.fingerprint:
             _clear_inbox(rt, conn, arrival, inspected.objects)
             return Result(Outcome.DUPLICATE, name.name, "same content already ingested")

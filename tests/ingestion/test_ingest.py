@@ -84,6 +84,23 @@ def test_same_name_other_bytes_is_a_conflict_and_the_product_stays(rt: Runtime,
     assert inbox.keys() == []
 
 
+def test_an_evicted_product_sent_again_is_kept_in_quarantine(rt: Runtime, inbox: Inbox) -> None:
+    body = (REAL / RESORB).read_bytes()
+    assert ingest(rt, inbox.put(RESORB, body), "ev-1").outcome is Outcome.INGESTED
+    with rt.pool.connection() as conn:
+        conn.execute("UPDATE products SET status = 'evicted', online = false")
+    [before] = rows(rt, "SELECT * FROM products")
+    result = ingest(rt, inbox.put(RESORB, body), "ev-2")
+    assert result.outcome is Outcome.REJECTED
+    rejection = _rejection(rt)
+    assert rejection["reason"] == "conflict" and "evicted" in rejection["detail"]
+    assert rows(rt, "SELECT * FROM products") == [before]  # not published again
+    quarantined = rt.s3.get_object(Bucket=rt.settings.quarantine_bucket,
+                                   Key=rejection["quarantine_key"])
+    assert quarantined["Body"].read() == body  # and not lost
+    assert inbox.keys() == []
+
+
 def test_safe_folder_in_any_order_is_ingested_once(rt: Runtime, inbox: Inbox) -> None:
     files = real_folder(CAL)
     arrivals = inbox.put_folder(CAL, files)
