@@ -35,7 +35,7 @@ from shared.stack.layout import FUNCTIONS, Layout
 BROKER = "broker"
 # Extensions the router (or Knative) adds to a dead-lettered event: not part of the event.
 _DEAD_LETTER_EXTENSIONS = (dead_letter_rows.DESTINATION, dead_letter_rows.CODE,
-                           dead_letter_rows.DATA)
+                           dead_letter_rows.DATA, dead_letter_rows.ATTEMPTS)
 
 
 class ReplayError(ValueError):

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # resent (its consumer failed past the Broker's retries), at most this many times.
     stalled_after_s: float = 900.0
     stalled_resends: int = 3
+    # Deliveries the Broker makes before dead-lettering (1 + delivery.retry): what the
+    # deadletter function records when the event does not say (Knative's never does).
+    dead_letter_attempts: int | None = None
     # Fernet keys sealing subscription endpoint passwords (shared/endpoint_secrets.py).
     secret_keys: SecretStr | None = None
 

@@ -19,8 +19,9 @@ log = logging.getLogger("auxip.deadletter")
 @functions_framework.cloud_event
 @instrumented("deadletter")
 def handle(event: CloudEvent) -> None:
-    with current().pool.connection() as conn, conn.transaction():
-        fresh = dead_letters.record(conn, event)
+    rt = current()
+    with rt.pool.connection() as conn, conn.transaction():
+        fresh = dead_letters.record(conn, event, rt.settings.dead_letter_attempts)
     if fresh:
         metrics.dead_lettered(event["type"])
     log.warning("dead letter %s %s for %s (%s)", event["type"], event["id"],

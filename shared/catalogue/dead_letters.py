@@ -14,19 +14,26 @@ from events.bindings import to_json
 DESTINATION = "knativeerrordest"
 CODE = "knativeerrorcode"
 DATA = "knativeerrordata"
+# How many deliveries were made: Knative does not say, auxip's local router does. Without
+# it, AUXIP_DEAD_LETTER_ATTEMPTS (1 + the Broker's delivery.retry, in the ConfigMap).
+ATTEMPTS = "auxipattempts"
 
 
-def record(conn: psycopg.Connection, event: CloudEvent) -> bool:
-    """Keep the event once per (event id, subscriber) until it is replayed."""
+def record(conn: psycopg.Connection, event: CloudEvent,
+           policy_attempts: int | None = None) -> bool:
+    """Keep the event once per (event id, subscriber) until it is replayed, with the number
+    of delivery attempts its extension gives, else `policy_attempts`."""
     subscriber = event.get(DESTINATION)
     error = _describe(event.get(CODE), event.get(DATA))
+    carried = str(event.get(ATTEMPTS) or "")
+    attempts = int(carried) if carried.isdigit() else policy_attempts
     row = conn.execute(
-        "INSERT INTO dead_letters (event_id, type, subject, event, subscriber, error)"
-        " SELECT %s, %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM dead_letters"
+        "INSERT INTO dead_letters (event_id, type, subject, event, subscriber, error, attempts)"
+        " SELECT %s, %s, %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM dead_letters"
         "  WHERE event_id = %s AND subscriber IS NOT DISTINCT FROM %s AND replayed_at IS NULL)"
         " RETURNING id",
         (event["id"], event["type"], event.get("subject"), json.dumps(to_json(event)),
-         subscriber, error, event["id"], subscriber),
+         subscriber, error, attempts, event["id"], subscriber),
     ).fetchone()
     return row is not None
 

@@ -29,11 +29,14 @@ def list_dead_letters(
     with connect(settings()) as conn:
         rows = replays.dead_letters(conn, include_replayed=include_replayed,
                                     event_type=event_type, limit=limit)
-    table = Table("id", "received", "type", "subject", "subscriber", "error", "replayed")
+    table = Table("id", "received", "type", "subject", "subscriber", "attempts", "error",
+                  "replayed")
     for row in rows:
         table.add_row(str(row["id"]), f"{row['received_at']:%Y-%m-%d %H:%M:%S}",
                       row["type"].removeprefix("org.auxip."), row["subject"] or "",
-                      row["subscriber"] or "", (row["error"] or "")[:80],
+                      row["subscriber"] or "",
+                      str(row["attempts"]) if row["attempts"] is not None else "?",
+                      (row["error"] or "")[:80],
                       f"{row['replayed_at']:%Y-%m-%d %H:%M}" if row["replayed_at"] else "")
     console.print(table)
     console.print(f"{len(rows)} dead letter(s)")

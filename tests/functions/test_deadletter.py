@@ -10,6 +10,7 @@ import pytest
 
 from events import bindings, envelope, types
 from events.files import FileArrived
+from shared.catalogue import dead_letters
 from shared.settings import Settings
 from tests.functions.conftest import client
 
@@ -33,3 +34,23 @@ def test_dead_letter_is_recorded_once_with_its_error(settings: Settings) -> None
     assert (event_id, kind, subject) == (event["id"], types.FILE_ARRIVED, "k.EOF")
     assert subscriber == "http://ingest.auxip.svc/" and error == "HTTP 500: boom"
     assert envelope.data_of(bindings.from_json(stored)).key == "k.EOF"
+
+
+@pytest.mark.usefixtures("function_env")
+def test_the_attempts_are_the_events_own_else_the_configured_policy(settings: Settings) -> None:
+    """auxip's router says how many deliveries were made; Knative's Broker does not, and
+    then AUXIP_DEAD_LETTER_ATTEMPTS (1 + its delivery.retry) stands in."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for key, carried, configured, expected in (("a.EOF", "4", 9, 4), ("b.EOF", None, 6, 6),
+                                                   ("c.EOF", None, None, None)):
+            extensions = {"knativeerrordest": "http://package.auxip.svc/"}
+            if carried:
+                extensions[dead_letters.ATTEMPTS] = carried
+            event = envelope.build(
+                types.FILE_ARRIVED,
+                FileArrived(bucket="b", key=key, size=1, arrived_at=datetime.now(UTC)),
+                source="/test", subject=key, extensions=extensions)
+            assert dead_letters.record(conn, event, configured)
+            [stored] = conn.execute("SELECT attempts FROM dead_letters WHERE event_id = %s",
+                                    (event["id"],)).fetchone()
+            assert stored == expected, key

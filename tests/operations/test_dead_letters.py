@@ -63,6 +63,7 @@ def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) ->
     assert (letter["event_id"], letter["type"]) == (packaged["id"], types.PRODUCT_PACKAGED)
     assert letter["subscriber"] == fresh.layout.function_url("publish")
     assert letter["error"].startswith("HTTP 500")
+    assert letter["attempts"] == RETRIES + 1
     # One first attempt plus the configured retries, each logged by publish with the event.
     failures = _failures_logged(s, packaged["id"], offset)
     assert len(failures) == RETRIES + 1

@@ -151,10 +151,12 @@ def test_exhausted_retries_go_to_the_dead_letter_sink_with_knative_error_extensi
     assert first["ce-knativeerrorcode"] == "500"
     assert base64.b64decode(first["ce-knativeerrordata"]) == b"boom"
     assert first["ce-reason"] == "disk full"  # kne-* response headers become extensions
+    assert first["ce-auxipattempts"] == "3"  # what Knative does not say: the deadletter records it
     assert letters["d-1"].body == b'{"ok": true}'
     second = letters["d-2"].headers
     assert second["ce-knativeerrorcode"] == "400"
     assert base64.b64decode(second["ce-knativeerrordata"]) == b"bad event"
+    assert second["ce-auxipattempts"] == "1"
 
 
 def test_undeliverable_without_dead_letter_sink_is_kept_as_failed(start_router, subscribers, clean_database):
