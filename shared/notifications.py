@@ -48,10 +48,10 @@ from psycopg_pool import ConnectionPool
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import endpoint_policy, endpoint_secrets, restore
 from shared.catalogue import notifications as attempts_table
 from shared.catalogue import subscriptions as subscriptions_table
 from shared.odata import Bool, ODataError, matches, parse_filter
-from shared import endpoint_policy, endpoint_secrets, restore
 from shared.s1time import format_odata
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,12 @@ class _Deliverer:
                 # A configuration fault no retry mends: recorded, then the operator fixes the
                 # keys and replays the event (the delivered-once index still holds).
                 log.error("subscription %s: %s", sid, error)
-                attempts_table.record(conn, sid, pid, attempt=first,
-                                      status=attempts_table.FAILED, http_status=None,
-                                      error=f"endpoint password unavailable: {error}")
+                try:
+                    attempts_table.record(conn, sid, pid, attempt=first,
+                                          status=attempts_table.FAILED, http_status=None,
+                                          error=f"endpoint password unavailable: {error}")
+                except psycopg.errors.ForeignKeyViolation:
+                    return Delivery(sid, "stopped", 0)  # deleted meanwhile
                 return Delivery(sid, "failed", 0)
             auth = (subscription["notification_username"], password)
         made = 0
