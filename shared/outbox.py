@@ -66,7 +66,7 @@ def send(conn: psycopg.Connection, broker_url: str | None, event_ids: Iterable[s
         "SELECT * FROM event_journal WHERE id = ANY(%s) AND sent_at IS NULL"
         " ORDER BY recorded_at", (ids,),
     ).fetchall()
-    return _post_rows_locked(conn, broker_url, rows)
+    return len(_post_rows_locked(conn, broker_url, rows))
 
 
 def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
@@ -84,7 +84,7 @@ def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: 
             (older_than_s, limit),
         ).fetchall()
         sent = _post_rows_locked(conn, broker_url, rows)
-    return sent
+    return len(sent)
 
 
 def resend_stalled(pool: ConnectionPool, broker_url: str | None, *, after_s: float,
@@ -116,13 +116,15 @@ def resend_stalled(pool: ConnectionPool, broker_url: str | None, *, after_s: flo
             log.warning("product %s stalled after %s: event %s sent again (resend %d of %d)",
                         row["data"].get("logical_name") or row["subject"], row["type"],
                         row["id"], row["send_attempts"], max_resends)
-        _post_rows_locked(conn, broker_url, rows)
-        dead_letters.mark_replayed(conn, [row["id"] for row in rows])
+        # Only what reached the broker leaves the dead letters; a failed resend still
+        # counts against the limit (a broker down for long is send_pending's business).
+        dead_letters.mark_replayed(conn, _post_rows_locked(conn, broker_url, rows))
     return rows
 
 
-def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> int:
-    sent = 0
+def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> list[str]:
+    """Post each row; returns the ids the broker accepted."""
+    sent: list[str] = []
     for row in rows:
         try:
             event = event_from_row(row)
@@ -133,7 +135,7 @@ def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict
         if error is None:
             conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
                          " send_attempts = send_attempts + 1 WHERE id = %s", (row["id"],))
-            sent += 1
+            sent.append(row["id"])
         else:
             log.warning("event %s not sent to broker: %s", row["id"], error)
             conn.execute("UPDATE event_journal SET send_attempts = send_attempts + 1,"
