@@ -21,8 +21,6 @@ from cloudevents.http import CloudEvent
 from psycopg_pool import ConnectionPool
 
 from events.bindings import to_http_binary
-from events.types import PRODUCT_INGESTED, PRODUCT_PACKAGED
-from shared.catalogue import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +64,7 @@ def send(conn: psycopg.Connection, broker_url: str | None, event_ids: Iterable[s
         "SELECT * FROM event_journal WHERE id = ANY(%s) AND sent_at IS NULL"
         " ORDER BY recorded_at", (ids,),
     ).fetchall()
-    return len(_post_rows_locked(conn, broker_url, rows))
+    return len(post_rows(conn, broker_url, rows))
 
 
 def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
@@ -83,47 +81,13 @@ def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: 
             " ORDER BY send_attempts, recorded_at LIMIT %s FOR UPDATE SKIP LOCKED",
             (older_than_s, limit),
         ).fetchall()
-        sent = _post_rows_locked(conn, broker_url, rows)
+        sent = post_rows(conn, broker_url, rows)
     return len(sent)
 
 
-def resend_stalled(pool: ConnectionPool, broker_url: str | None, *, after_s: float,
-                   max_resends: int, limit: int = 100) -> list[dict]:
-    """Send again the event that should move a product stalled in `ingested` or `packaged`
-    for `after_s`: its consumer failed past the Broker's retries (a function down for
-    minutes) and the event sits in the dead letters. Handlers are idempotent, so a resend
-    that crosses a late success changes nothing. Each event is resent at most
-    `max_resends` times, waiting `after_s` doubled after each: a product whose step keeps
-    failing is left to the dead letters and its operators, not resent for ever."""
-    if not broker_url or max_resends < 1:
-        return []
-    with pool.connection() as conn, conn.transaction():
-        rows = conn.cursor(row_factory=dict_row).execute(
-            "SELECT j.* FROM products p JOIN event_journal j"
-            " ON j.data ? 'product_id' AND j.data ->> 'product_id' = p.id::text"
-            " AND j.type = CASE p.status WHEN 'ingested' THEN %(ingested)s ELSE %(packaged)s END"
-            " WHERE p.status IN ('ingested', 'packaged')"
-            " AND p.modification_date < clock_timestamp() - make_interval(secs => %(after)s)"
-            # Unsent rows are send_pending's; a sent row was sent once plus its resends.
-            " AND j.sent_at IS NOT NULL AND j.send_attempts <= %(resends)s"
-            " AND j.sent_at < clock_timestamp()"
-            "     - make_interval(secs => %(after)s * power(2, j.send_attempts - 1))"
-            " ORDER BY p.modification_date LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED",
-            {"ingested": PRODUCT_INGESTED, "packaged": PRODUCT_PACKAGED, "after": after_s,
-             "resends": max_resends, "limit": limit},
-        ).fetchall()
-        for row in rows:
-            log.warning("product %s stalled after %s: event %s sent again (resend %d of %d)",
-                        row["data"].get("logical_name") or row["subject"], row["type"],
-                        row["id"], row["send_attempts"], max_resends)
-        # Only what reached the broker leaves the dead letters; a failed resend still
-        # counts against the limit (a broker down for long is send_pending's business).
-        dead_letters.mark_replayed(conn, _post_rows_locked(conn, broker_url, rows))
-    return rows
-
-
-def _post_rows_locked(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> list[str]:
-    """Post each row; returns the ids the broker accepted."""
+def post_rows(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> list[str]:
+    """Post each journal row (locked by the caller's transaction) and record the outcome;
+    returns the ids the broker accepted."""
     sent: list[str] = []
     for row in rows:
         try:

@@ -1,7 +1,7 @@
 """ingest: `file.arrived` -> checked, archived, catalogued product (`product.ingested`), or
 quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete,
 announces inbox objects whose storage notification was lost, re-sends journal events left
-unsent and pushes on products stalled between stages (outbox.resend_stalled)."""
+unsent and pushes on products stalled between stages (shared.stalled)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from events.files import FileArrived
 from shared import outbox
 from shared.ingestion import ingest, reconcile
 from shared.runtime import current
+from shared.stalled import resend_stalled
 from shared.telemetry import metrics
 from shared.telemetry.instrument import instrumented
 
@@ -29,9 +30,9 @@ def handle(event: CloudEvent) -> None:
         results = ingest.sweep_folders(rt, rt.settings.safe_folder_grace_s, event["id"])
         announced = reconcile.reconcile_inbox(rt, rt.settings.inbox_reconcile_age_s)
         outbox.send_pending(rt.pool, rt.settings.broker_url)
-        stalled = outbox.resend_stalled(rt.pool, rt.settings.broker_url,
-                                        after_s=rt.settings.stalled_after_s,
-                                        max_resends=rt.settings.stalled_resends)
+        stalled = resend_stalled(rt.pool, rt.settings.broker_url,
+                                 after_s=rt.settings.stalled_after_s,
+                                 max_resends=rt.settings.stalled_resends)
         log.info("sweep: %d folder(s) quarantined, %d forgotten object(s) announced,"
                  " %d stalled product(s) pushed on", len(results), len(announced), len(stalled))
         return

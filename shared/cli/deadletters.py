@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from shared import replay as replays
-from shared.cli.events import connect, moment, settings
+from shared.cli.events import moment
+from shared.cli.session import connect, settings
 from shared.cli.replay import print_failures, progress
 
 app = typer.Typer(no_args_is_help=True,

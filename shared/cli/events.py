@@ -7,7 +7,6 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import typer
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -15,8 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared import outbox, replay
-from shared.settings import Settings
-from shared.stack.up import stack_settings
+from shared.cli.session import connect, settings
 
 app = typer.Typer(no_args_is_help=True,
                   help="The event journal (outbox): list, show, send the unsent.")
@@ -38,19 +36,6 @@ def moment(text: str | None) -> datetime | None:
     except ValueError:
         raise typer.BadParameter(f"{text!r} is no ISO date nor an age like 24h") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def settings() -> Settings:
-    # The local stack may run its own cluster and router: theirs, unless AUXIP_* says.
-    return stack_settings(Settings())
-
-
-def connect(s: Settings) -> psycopg.Connection:
-    try:
-        return psycopg.connect(s.database_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        console.print(f"[red]cannot connect to the catalogue:[/red] {error}".strip())
-        raise typer.Exit(1) from None
 
 
 @app.command("list")

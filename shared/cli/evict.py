@@ -12,7 +12,7 @@ from rich.table import Table
 
 from shared import eviction, runtime
 from shared.catalogue import eviction as due_products
-from shared.cli.events import connect, settings
+from shared.cli.session import connect, settings
 
 console = Console()
 

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from shared import kpi as figures
-from shared.cli.events import connect, moment, settings
+from shared.cli.events import moment
+from shared.cli.session import connect, settings
 
 console = Console()
 

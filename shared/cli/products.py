@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared import replay, restore
-from shared.cli.events import connect, settings
+from shared.cli.session import connect, settings
 
 app = typer.Typer(no_args_is_help=True,
                   help="The catalogue: products, and each one's events, rejections, dead letters.")

@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shared import replay as journal_replay
-from shared.cli.events import connect, moment, settings
+from shared.cli.events import moment
+from shared.cli.session import connect, settings
 from shared.outbox import event_from_row
 
 console = Console()

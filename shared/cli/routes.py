@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from uuid import UUID
 
-import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -15,27 +14,17 @@ from shared.catalogue import routes as routes_table
 from shared.catalogue import transfers as transfers_table
 from shared.routing import config
 from shared.cli import routing_file
-from shared.settings import Settings
-from shared.stack.up import stack_settings
+from shared.cli.session import connect
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 console = Console()
 
 
-def _connect() -> psycopg.Connection:
-    # The local stack may run its own cluster: its URL, unless AUXIP_DATABASE_URL says.
-    url = stack_settings(Settings()).database_url
-    try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        console.print(f"cannot connect: {error}".strip(), highlight=False)
-        raise typer.Exit(1) from None
-
 
 @app.command("list")
 def list_routes() -> None:
     """Routes, what they match and where they send it."""
-    with _connect() as conn:
+    with connect() as conn:
         rows = routes_table.all_routes(conn)
         counts = dict(((r, s), n) for r, s, n in conn.execute(
             "SELECT route, status, count(*) FROM transfers GROUP BY route, status").fetchall())
@@ -78,7 +67,7 @@ def load(
     prune: bool = typer.Option(False, "--prune", help="delete routes the file no longer has"),
 ) -> None:
     """Create or update the file's routes."""
-    with _connect() as conn:
+    with connect() as conn:
         routing_file.load(conn, console, path, table=routes_table,
                           entries=lambda document: document.routes,
                           row_of=config.route_row, existing=routes_table.all_routes, prune=prune)
@@ -97,7 +86,7 @@ def disable(name: str) -> None:
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
-    with _connect() as conn:
+    with connect() as conn:
         routing_file.set_enabled(conn, console, table=routes_table, kind="route", name=name,
                                  enabled=enabled)
 
@@ -109,7 +98,7 @@ def transfers(
     limit: int = typer.Option(50, "--limit"),
 ) -> None:
     """Recent transfers, newest first."""
-    with _connect() as conn:
+    with connect() as conn:
         rows = transfers_table.recent(conn, route=route, status=status, limit=limit)
     table = Table("updated", "route", "product", "status", "attempts", "bytes", "ms", "error")
     for row in rows:
@@ -124,7 +113,7 @@ def transfers(
 @app.command()
 def retry(route: str, product: UUID = typer.Option(None, "--product")) -> None:
     """Failed transfers of a route back to pending (the next sweep attempts them)."""
-    with _connect() as conn:
+    with connect() as conn:
         count = transfers_table.retry_failed(conn, route, product)
     console.print(f"{count} transfer(s) pending again", highlight=False)
 

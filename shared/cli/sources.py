@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -14,30 +13,17 @@ from shared import runtime
 from shared.catalogue import sources as sources_table
 from shared.routing import config, polling
 from shared.cli import routing_file
-from shared.settings import Settings
-from shared.stack.up import stack_settings
+from shared.cli.session import connect, settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 console = Console()
 
 
-def _settings() -> Settings:
-    # The local stack may run its own cluster: its URL, unless AUXIP_DATABASE_URL says.
-    return stack_settings(Settings())
-
-
-def _connect() -> psycopg.Connection:
-    try:
-        return psycopg.connect(_settings().database_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        console.print(f"cannot connect: {error}".strip(), highlight=False)
-        raise typer.Exit(1) from None
-
 
 @app.command("list")
 def list_sources() -> None:
     """Sources, their window and what their last poll did."""
-    with _connect() as conn:
+    with connect() as conn:
         rows = sources_table.all_sources(conn)
         seen = {r["name"]: sources_table.seen_count(conn, r["name"]) for r in rows}
     table = Table("name", "kind", "enabled", "fetched", "window", "last run", "last error",
@@ -58,7 +44,7 @@ def load(
     prune: bool = typer.Option(False, "--prune", help="delete sources the file no longer has"),
 ) -> None:
     """Create or update the file's sources (their poll state is kept)."""
-    with _connect() as conn:
+    with connect() as conn:
         routing_file.load(conn, console, path, table=sources_table,
                           entries=lambda document: document.sources,
                           row_of=config.source_row, existing=sources_table.all_sources, prune=prune)
@@ -77,7 +63,7 @@ def disable(name: str) -> None:
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
-    with _connect() as conn:
+    with connect() as conn:
         routing_file.set_enabled(conn, console, table=sources_table, kind="source", name=name,
                                  enabled=enabled)
 
@@ -86,7 +72,7 @@ def _set_enabled(name: str, enabled: bool) -> None:
 def poll(names: list[str] = typer.Argument(None, help="sources (default: every enabled one)")
          ) -> None:
     """Poll now, in the foreground, whether due or not."""
-    rt = runtime.build(_settings())
+    rt = runtime.build(settings())
     try:
         results = polling.poll_all(rt, os.environ, only=names or None, force=True)
     finally:

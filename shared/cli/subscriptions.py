@@ -7,7 +7,6 @@ from __future__ import annotations
 import getpass
 from uuid import UUID
 
-import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,19 +15,10 @@ from shared import endpoint_secrets
 from shared.catalogue import subscriptions as table
 from shared.catalogue.audit import AuditEntry, record
 from shared.s1time import format_odata
-from shared.settings import Settings
-from shared.stack.up import stack_settings
+from shared.cli.session import connect, settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 
-
-def _connect() -> psycopg.Connection:
-    url = stack_settings(Settings()).database_url
-    try:
-        return psycopg.connect(url, connect_timeout=5, autocommit=True)
-    except psycopg.OperationalError as error:
-        print(f"cannot connect: {error}".strip())
-        raise typer.Exit(1) from None
 
 
 @app.command("list")
@@ -39,7 +29,7 @@ def list_(
     """Every subscription, with its delivered and failed notification attempts."""
     if status is not None and status not in table.STATUSES:
         raise typer.BadParameter(f"--status must be one of {', '.join(table.STATUSES)}")
-    with _connect() as conn:
+    with connect() as conn:
         rows = table.overview(conn, owner=owner, status=status)
     out = Table("id", "owner", "status", "event", "filter", "endpoint", "submitted",
                 "last notified", "delivered", "failed")
@@ -62,7 +52,7 @@ def _change(subscription_id: str, status: str) -> None:
         key = UUID(subscription_id)
     except ValueError:
         raise typer.BadParameter(f"{subscription_id!r} is not a subscription id") from None
-    with _connect() as conn, conn.transaction():
+    with connect() as conn, conn.transaction():
         conn.execute("SELECT 1 FROM subscriptions WHERE id = %s FOR UPDATE", (key,))
         row = table.get(conn, key, None)
         if row is None:
@@ -106,9 +96,9 @@ def cancel(subscription_id: str) -> None:
 def reseal() -> None:
     """Seal every stored endpoint password under the first key of AUXIP_SECRET_KEYS: after
     a new key is put first (rotation), or for passwords stored before sealing."""
-    keys = stack_settings(Settings()).secret_keys
+    keys = settings().secret_keys
     changed = 0
-    with _connect() as conn, conn.transaction():
+    with connect() as conn, conn.transaction():
         rows = conn.execute("SELECT id, notification_password FROM subscriptions"
                             " WHERE notification_password IS NOT NULL FOR UPDATE").fetchall()
         for subscription_id, stored in rows:

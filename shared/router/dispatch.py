@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import httpx
 import psycopg
 
+from shared.catalogue import dead_letters
 from shared.router import logs, wire
 from shared.router.manifests import Subscription, Topology
 from shared.router.store import CHANNEL, Claimed, Failure, Reply, Store, application_name
@@ -299,11 +300,11 @@ class Dispatcher:
             self.store.failed(claim, failure)
             logs.error("delivery failed", status="failed", error=failure.error, **_event_fields(claim))
             return
-        extensions = {"knativeerrordest": claim.subscriber}
+        extensions = {dead_letters.DESTINATION: claim.subscriber}
         if claim.error_code is not None:
-            extensions["knativeerrorcode"] = str(claim.error_code)
+            extensions[dead_letters.CODE] = str(claim.error_code)
         if claim.error_data:
-            extensions["knativeerrordata"] = base64.b64encode(claim.error_data).decode("ascii")
+            extensions[dead_letters.DATA] = base64.b64encode(claim.error_data).decode("ascii")
         extensions.update(claim.error_extensions or {})
         response = self.post(sink.url, claim.event.with_extensions(extensions), delivery.timeout, prefer_reply=False)
         fields = _event_fields(claim) | {"url": sink.url, "http_status": response.status,

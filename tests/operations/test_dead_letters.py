@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typer.testing import CliRunner
 
 from events import types
-from shared import demo_products, outbox, runtime, storage
+from shared import demo_products, runtime, storage
 from shared.settings import Settings
 from shared.stack import processes
+from shared.stalled import resend_stalled
 from shared.stack.up import StackInfo
 from shared.telemetry import tracing
 from tests.operations.conftest import RETRIES, cli, execute, query, wait_until
@@ -42,19 +43,25 @@ def _failures_logged(settings: Settings, event_id: str, offset: int) -> list[dic
             and e["message"].startswith("publish failed")]
 
 
+def _dead_lettered_orbit(s: Settings, unit: str, start: datetime) -> str:
+    """Upload an orbit file while REFUSE holds; its name once its product.packaged event
+    is in the dead letters."""
+    name, body = demo_products.orbit_eof(unit, "AUX_RESORB", start, start + timedelta(hours=3),
+                                         start + timedelta(hours=4), max_vectors=4)
+    storage.put_bytes(storage.client(s), s.inbox_bucket, name, body)
+    wait_until("the packaged event to reach the dead letters",
+               lambda: len(query(s, "SELECT 1 FROM dead_letters")) == 1,
+               report=lambda: query(s, "SELECT name, status FROM products"))
+    return name
+
+
 def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) -> None:
     s = fresh.settings
     offset = _log_size(s)
     execute(s, FIX)
     execute(s, REFUSE)
     try:
-        start = datetime(2025, 7, 1, tzinfo=UTC)
-        name, body = demo_products.orbit_eof("A", "AUX_RESORB", start, start + timedelta(hours=3),
-                                             start + timedelta(hours=4), max_vectors=4)
-        storage.put_bytes(storage.client(s), s.inbox_bucket, name, body)
-        wait_until("the packaged event to reach the dead letters",
-                   lambda: query(s, "SELECT 1 FROM dead_letters") != [],
-                   report=lambda: query(s, "SELECT name, status FROM products"))
+        name = _dead_lettered_orbit(s, "A", datetime(2025, 7, 1, tzinfo=UTC))
     finally:
         execute(s, FIX)
     [packaged] = query(s, "SELECT id, extensions FROM event_journal WHERE type = %s",
@@ -98,15 +105,10 @@ def test_a_stalled_product_is_pushed_on_a_bounded_number_of_times(fresh: StackIn
     execute(s, FIX)
     execute(s, REFUSE)
     try:
-        start = datetime(2025, 8, 1, tzinfo=UTC)
-        name, body = demo_products.orbit_eof("B", "AUX_RESORB", start, start + timedelta(hours=3),
-                                             start + timedelta(hours=4), max_vectors=4)
-        storage.put_bytes(storage.client(s), s.inbox_bucket, name, body)
-        wait_until("the packaged event to reach the dead letters",
-                   lambda: len(query(s, "SELECT 1 FROM dead_letters")) == 1)
+        name = _dead_lettered_orbit(s, "B", datetime(2025, 8, 1, tzinfo=UTC))
         # Not stalled long enough yet: nothing is resent.
-        assert outbox.resend_stalled(rt.pool, s.broker_url, after_s=3600, max_resends=1) == []
-        [resent] = outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=1)
+        assert resend_stalled(rt.pool, s.broker_url, after_s=3600, max_resends=1) == []
+        [resent] = resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=1)
         assert resent["type"] == types.PRODUCT_PACKAGED and resent["data"]["name"] == name
         wait_until("the resent event, still refused, to be dead-lettered again",
                    lambda: len(query(s, "SELECT 1 FROM dead_letters")) == 2)
@@ -116,10 +118,10 @@ def test_a_stalled_product_is_pushed_on_a_bounded_number_of_times(fresh: StackIn
     assert [r["replayed_at"] is None for r in query(
         s, "SELECT replayed_at FROM dead_letters ORDER BY id")] == [False, True]
     # Its one resend is spent: fixed or not, the product is the operators' now.
-    assert outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=1) == []
+    assert resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=1) == []
     assert query(s, "SELECT status FROM products") == [{"status": "packaged"}]
     # With resends left (the default is 3), the next sweep after the fix publishes it.
-    [again] = outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=3)
+    [again] = resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=3)
     assert again["id"] == resent["id"]
     wait_until("the product published", lambda: query(
         s, "SELECT status FROM products") == [{"status": "published"}])
@@ -129,7 +131,7 @@ def test_a_stalled_product_is_pushed_on_a_bounded_number_of_times(fresh: StackIn
     assert all(r["replayed_at"] is not None
                for r in query(s, "SELECT replayed_at FROM dead_letters"))
     # Published: nothing is stalled any more.
-    assert outbox.resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=9) == []
+    assert resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=9) == []
     assert query(s, "SELECT count(*) AS n FROM event_journal WHERE type = %s",
                  types.PRODUCT_PUBLISHED) == [{"n": 1}]
     rt.pool.close()

@@ -13,7 +13,7 @@ from functools import cache
 import httpx
 from cloudevents.http import CloudEvent
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from events import bindings
 from shared.settings import Settings
@@ -75,14 +75,20 @@ class NotificationSink:
 
     @contextmanager
     def serving(self) -> Iterator[NotificationSink]:
-        runner = threading.Thread(target=self._server.serve_forever,
-                                  kwargs={"poll_interval": 0.05}, daemon=True)
-        runner.start()
-        try:
+        with _served(self._server):
             yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
+
+
+@contextmanager
+def _served(server: BaseWSGIServer) -> Iterator[None]:
+    runner = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    runner.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def subscribe(info: StackInfo, user: str, endpoint: str, filter_param: str = "") -> str:
@@ -120,11 +126,5 @@ class Canary:
 
     @contextmanager
     def serving(self) -> Iterator[Canary]:
-        runner = threading.Thread(target=self._server.serve_forever,
-                                  kwargs={"poll_interval": 0.05}, daemon=True)
-        runner.start()
-        try:
+        with _served(self._server):
             yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
