@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     s3_access_key: str = "AUXACCESSKEY"
     s3_secret_key: SecretStr = SecretStr("AUXSECRETKEY12345")
     s3_region: str = "us-east-1"
-    s3_memstore_bytes: int | None = None  # local stack: RGW's in-memory store (default 2 GiB)
+    # Local stack: size of the S3 server's store (a sparse file; default 100 GiB).
+    s3_store_bytes: int | None = None
     inbox_bucket: str = "auxip-inbox"
     archive_bucket: str = "auxip-archive"
     quarantine_bucket: str = "auxip-quarantine"

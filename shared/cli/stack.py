@@ -1,4 +1,4 @@
-"""`auxip up | down | status | env`: the local stack."""
+"""`auxip up | down | status | env | clean`: the local stack."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.settings import Settings
+from shared.stack import clean as forget
 from shared.stack import up as stack
 
 console = Console(stderr=True)
@@ -19,6 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("down")(down)
     app.command("status")(status)
     app.command("env")(env)
+    app.command("clean")(clean)
 
 
 def up(
@@ -38,14 +40,27 @@ def up(
                       "started" if service.started else "kept")
     console.print(table)
     console.print(f"PostgreSQL ({info.database}): {info.settings.database_url}", highlight=False)
+    for note in info.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print(f"ready in {info.seconds:.1f} s; `eval \"$(auxip env)\"` points a shell at it",
                   highlight=False)
 
 
 def down() -> None:
-    """Stop every process of the local stack."""
-    stopped = stack.down(Settings())
+    """Stop every process of the local stack; its data is kept for the next `up`."""
+    settings = Settings()
+    stopped = stack.down(settings)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
+    console.print(f"catalogue and archive kept ({settings.state_dir}); `auxip up` starts them "
+                  "again, `auxip clean` deletes them", highlight=False)
+
+
+def clean() -> None:
+    """Stop the local stack and delete its data: catalogue, archive and state folder."""
+    settings = Settings()
+    console.print(f"auxip clean: forgetting the local stack in {settings.state_dir.resolve()}",
+                  highlight=False)
+    forget.clean(settings, lambda line: console.print(f"  {line}", highlight=False))
 
 
 def status() -> None:

@@ -1,9 +1,10 @@
 """The whole local stack: bring it up, describe it, take it down.
 
 `up` is idempotent: what runs already is kept. Order: PostgreSQL (and migrations), clamd,
-Ceph (S3 user, buckets, inbox notification), the event router, then one
-functions-framework process per function folder that exists. Everything runs in the
-background under the state dir and outlives the command that started it; `down` stops it.
+Ceph (S3 user and quota, buckets, inbox notification), the token issuer, one
+functions-framework process per function folder that exists, then the event router.
+Everything runs in the background under the state dir and outlives the command that
+started it; `down` stops it and keeps the data (`shared.stack.clean` forgets it).
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ class StackInfo:
     database: str  # how PostgreSQL is served: configured | system | private
     services: list[Service] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the operator should know
 
     def pids(self) -> dict[str, int]:
         return {s.name: s.pid for s in self.services if s.pid is not None}
 
 
-def _recorded(state: Path) -> dict:
+def recorded(state: Path) -> dict:
+    """What the last `up` settled on: the database URL and how it is served."""
     try:
         return json.loads((state / _STATE_FILE).read_text())
     except (OSError, ValueError):
@@ -87,12 +90,12 @@ def stack_settings(settings: Settings) -> Settings:
     if "secret_keys" not in settings.model_fields_set and sealing.exists():
         update["secret_keys"] = SecretStr(sealing.read_text().strip())
     # The URL `up` settled on (maybe a private cluster) stands for the one it was asked for.
-    recorded = _recorded(state)
-    if recorded.get("database_url") and (
+    chosen = recorded(state)
+    if chosen.get("database_url") and (
         "database_url" not in settings.model_fields_set
-        or settings.database_url == recorded.get("requested_url")
+        or settings.database_url == chosen.get("requested_url")
     ):
-        update["database_url"] = recorded["database_url"]
+        update["database_url"] = chosen["database_url"]
     update["state_dir"] = state
     return settings.model_copy(update=update)
 
@@ -139,8 +142,8 @@ def _ensure_secret_keys(state: Path) -> None:
             scratch.unlink()
 
 
-def _memstore_bytes(settings: Settings) -> int:
-    return settings.s3_memstore_bytes or ceph.DEFAULT_MEMSTORE_BYTES
+def _store_bytes(settings: Settings) -> int:
+    return settings.s3_store_bytes or ceph.DEFAULT_STORE_BYTES
 
 
 def function_folders() -> list[str]:
@@ -171,6 +174,12 @@ def _reachable_by(path: Path, user: str) -> bool:
     return True
 
 
+def elsewhere(state: Path) -> Path:
+    """Where servers keep their files when the state dir does not suit them."""
+    digest = hashlib.sha1(os.fsencode(state)).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"auxip-{digest}"
+
+
 def service_dir(state: Path, name: str, user: str | None) -> Path:
     """The folder (made if missing) where a server that runs as `user` keeps its files:
     `<state>/<name>` when that user can reach it and the path is short enough for a Unix
@@ -179,8 +188,7 @@ def service_dir(state: Path, name: str, user: str | None) -> Path:
     chosen = state / name
     fits = len(os.fsencode(chosen)) <= 80  # clamd's socket path must stay under 108
     if not (fits and (user is None or os.geteuid() != 0 or _reachable_by(chosen, user))):
-        digest = hashlib.sha1(os.fsencode(state)).hexdigest()[:12]
-        chosen = Path(tempfile.gettempdir()) / f"auxip-{digest}" / name
+        chosen = elsewhere(state) / name
     chosen.mkdir(mode=0o755, parents=True, exist_ok=True)
     return chosen
 
@@ -257,6 +265,7 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     state.mkdir(parents=True, exist_ok=True)
     _ensure_secret_keys(state)
     services: list[Service] = []
+    notes: list[str] = []
 
     def track(name: str, was_running: bool, endpoint: str) -> None:
         services.append(Service(name, processes.pid(state, name), endpoint, not was_running))
@@ -284,31 +293,25 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
         raise StackError(f"{error}{log_tail(state, CLAMD)}") from None
     track(CLAMD, was, f"{layout.host}:{layout.clamd_port}")
 
-    fresh = ceph.start(state, layout.ceph_mon_port, layout.rgw_port, _memstore_bytes(s))
-    ceph.ensure_user(state, s.s3_access_key, s.s3_secret_key.get_secret_value())
+    cluster = ceph.start(state, layout.ceph_mon_port, layout.rgw_port, _store_bytes(s))
+    notes.extend(cluster.notes)
+    ceph.ensure_user(state, s.s3_access_key, s.s3_secret_key.get_secret_value(),
+                     cluster.quota_bytes)
     s3 = storage.client(s)
     for bucket in (s.inbox_bucket, s.archive_bucket, s.quarantine_bucket):
         storage.ensure_bucket(s3, bucket)
     endpoint = layout.function_url("inbox-adapter") + "/"
-    if fresh:
-        # Its object is also the first write, which creates the data pool (~2 s on a
-        # default cluster): paid here rather than by the first upload.
+    if "radosgw" in cluster.started:
+        # A fresh gateway's first push must succeed. On a new cluster its object is also
+        # the first write, which creates the data pool (~2 s): paid here, not by an upload.
         ceph.prime_notifications(s, s3, s.inbox_bucket, endpoint)
     else:
         ceph.ensure_notification(s, s3, s.inbox_bucket, endpoint)
     for name in ceph.DAEMONS:
-        track(name, not fresh, layout.s3_endpoint if name == "radosgw" else "")
+        track(name, name not in cluster.started, layout.s3_endpoint if name == "radosgw" else "")
 
     if not services_only:
         environment = _process_env(s)
-        if has_router():
-            was = processes.is_alive(state, ROUTER)
-            if not was:
-                processes.require_free_port(layout.router_port, ROUTER)
-            processes.start(state, ROUTER, [_bin("python"), "-m", "shared.router"],
-                            env=environment, cwd=REPO, stop_timeout=5.0)
-            _wait_http(layout.router_url + "/", 30.0, state, ROUTER)
-            track(ROUTER, was, layout.router_url)
         # The local OIDC issuer (a stand-in for the Keycloak realm of production).
         was = processes.is_alive(state, TOKEN_ISSUER)
         if not was:
@@ -336,8 +339,18 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
         for service, was in started:  # they start in parallel; wait for each in turn
             _wait_http(layout.function_url(service) + "/", 60.0, state, service)
             track(service, was, layout.function_url(service))
+        # The router last: deliveries it kept across a restart go out at once, and would
+        # be dead-lettered if the functions were not there yet to take them.
+        if has_router():
+            was = processes.is_alive(state, ROUTER)
+            if not was:
+                processes.require_free_port(layout.router_port, ROUTER)
+            processes.start(state, ROUTER, [_bin("python"), "-m", "shared.router"],
+                            env=environment, cwd=REPO, stop_timeout=5.0)
+            _wait_http(layout.router_url + "/", 30.0, state, ROUTER)
+            track(ROUTER, was, layout.router_url)
 
-    return StackInfo(s, layout, how, services, time.monotonic() - began)
+    return StackInfo(s, layout, how, services, time.monotonic() - began, notes)
 
 
 def down(settings: Settings) -> list[str]:
