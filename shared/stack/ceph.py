@@ -48,6 +48,7 @@ MIN_STORE_BYTES = 1 * GiB
 # 2 GiB store whose OSD ran out of space at 1.72 GiB of objects.
 QUOTA_FRACTION = 0.8
 QUOTA_RESERVE = 384 * MiB
+QUOTA_STEP = 64 * MiB
 _RGW_NAME = "client.rgw.auxip"
 _OSD_ID = "0"
 _RECORD = "cluster.json"
@@ -133,6 +134,9 @@ bluestore block db create = false
 bluestore block wal create = false
 bluestore fsck on mount = false
 bluestore cache size = 268435456
+# A gateway killed without unwatching keeps its cache watches until this timeout, and every
+# metadata change (a topic, a quota) waits for their answer meanwhile: 30 s by default.
+osd client watch timeout = 10
 [{_RGW_NAME}]
 # Without tcp_nodelay every response with a body stalls ~40 ms (delayed ACK).
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port} tcp_nodelay=1
@@ -189,7 +193,8 @@ def quota_bytes(store_bytes: int, block: Path) -> tuple[int, str | None]:
         allocated = 0
     disk = shutil.disk_usage(block.parent if block.parent.exists() else Path("/"))
     usable = min(store_bytes, allocated + disk.free)
-    quota = max(0, int(usable * QUOTA_FRACTION) - QUOTA_RESERVE)
+    # Rounded, so that the free space moving a little does not rewrite the quota each start.
+    quota = max(0, int(usable * QUOTA_FRACTION) - QUOTA_RESERVE) // QUOTA_STEP * QUOTA_STEP
     note = None
     if usable < store_bytes / 2:
         note = (f"the disk holding {block} has {disk.free / GiB:.1f} GiB free, less than the "
@@ -393,10 +398,11 @@ def ensure_user(state: Path, access_key: str, secret_key: str, quota: int) -> No
 def stored_bytes(state: Path) -> int | None:
     """What the S3 user stores now (the figure its quota is checked against)."""
     try:
-        stats = json.loads(_admin(folder(state), "user", "stats", f"--uid={_S3_USER}"))
-    except (CephError, ValueError, subprocess.TimeoutExpired):
+        stats = json.loads(_admin(folder(state), "user", "stats", f"--uid={_S3_USER}",
+                                  "--sync-stats"))
+        return int(stats["stats"]["size_actual"])
+    except (CephError, ValueError, KeyError, subprocess.TimeoutExpired):
         return None
-    return int(stats.get("stats", {}).get("size_utilized", stats.get("stats", {}).get("size", 0)))
 
 
 def _sns(settings: Settings) -> Any:
