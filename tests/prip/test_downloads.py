@@ -20,7 +20,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.prip.catalogue import BIG, BIG_SIZE, BY_NUMBER, pid
+from shared import storage
+from shared.prip import downloads
+from shared.telemetry import metrics
+from tests.prip.catalogue import BIG, BIG_SIZE, BY_NUMBER, Product, pid
 from tests.prip.conftest import MAX_PARALLEL, REPO, reset_caches
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -159,6 +162,56 @@ def test_offline_product_is_410(api, settings):
     # Only this product's rows: the stream of a previous test may be audited just now.
     rows = audit_rows(settings, actor="alice", since_id=before)
     assert [r["outcome"] for r in rows if r["product_id"] == pid(4)] == ["offline"]
+
+
+@pytest.fixture
+def damaged(settings, s3) -> Iterator[Product]:
+    """Product 13, whose archive object a test deletes or replaces; put back afterwards."""
+    product = BY_NUMBER[13]
+    yield product
+    storage.put_bytes(s3, settings.archive_bucket, product.key, product.data(),
+                      content_type=product.content_type)
+
+
+def _disagreements(kind: str) -> float:
+    return metrics.ARCHIVE_DISAGREEMENTS.labels("download", kind)._value.get()
+
+
+def test_a_catalogued_product_whose_bytes_are_gone_is_503_not_500(api, settings, s3, damaged):
+    before = last_audit_id(settings)
+    missing_before, size_before = _disagreements("missing"), _disagreements("size")
+    storage.delete(s3, settings.archive_bucket, damaged.key)
+    for method in ("GET", "HEAD"):
+        answer = api.request(method, value_path(13))
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == str(downloads.UNAVAILABLE_RETRY_S)
+        if method == "GET":
+            assert answer.json()["error"]["code"] == "ProductUnavailable"
+            assert damaged.name in answer.json()["error"]["message"]
+    ranged = api.get(value_path(13), headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 503
+    assert _disagreements("missing") == missing_before + 3
+    rows = audit_rows(settings, actor="alice", since_id=before, wait_for=2)
+    mine = [r for r in rows if r["product_id"] == pid(13)]
+    assert [r["outcome"] for r in mine] == ["unavailable", "unavailable"]  # HEAD: no row
+    assert mine[0]["details"]["archive"] == "missing"
+
+    # Bytes of another length under its key: never served as the product.
+    storage.put_bytes(s3, settings.archive_bucket, damaged.key, damaged.data()[:-100])
+    whole = api.get(value_path(13))
+    assert whole.status_code == 503 and whole.json()["error"]["code"] == "ProductUnavailable"
+    past_the_end = api.get(value_path(13), headers={"Range": f"bytes={damaged.size - 50}-"})
+    assert past_the_end.status_code == 503
+    assert _disagreements("size") == size_before + 2
+    # The catalogue still lists it: the listing does not read the archive.
+    assert api.get(f"Products({pid(13)})").status_code == 200
+
+
+def test_the_redirect_checks_the_object_too(api, settings, s3, damaged, redirect_mode):
+    storage.delete(s3, settings.archive_bucket, damaged.key)
+    answer = api.get(value_path(13))
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "ProductUnavailable"
 
 
 def test_downloads_need_a_reader(api):
