@@ -21,6 +21,7 @@ FUNCTIONS: tuple[str, ...] = (
     "poll",
     "deadletter",
     "evict",
+    "verify",
 )
 
 
