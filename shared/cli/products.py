@@ -142,20 +142,18 @@ def verify(
                                  mark_offline=mark_offline) if fix or mark_offline else [])
     finally:
         rt.close()
-    if report.findings:
-        table = Table("kind", "product", "status", "archive key", "detail",
-                      title="catalogue and archive disagree")
-        for f in report.findings:
-            table.add_row(f.kind, f.name or "", f.status or "", f.key, f.detail)
-        console.print(table)
-    if repairs:
-        table = Table("product", "done", "detail", "taken offline", title="repairs")
-        for done in repairs:
-            table.add_row(done.name, done.action, done.detail, "yes" if done.offline else "")
-        console.print(table)
+    # One line each, never wrapped: keys are long, and operators grep them.
+    for f in report.findings:
+        product = f" [{f.name}, {f.status}]" if f.product_id else ""
+        console.print(f"{f.kind:<8} {f.key}{product}: {f.detail}", highlight=False,
+                      soft_wrap=True, markup=False)
+    for done in repairs:
+        offline = "; taken offline" if done.offline else ""
+        console.print(f"{done.action}: {done.name}: {done.detail}{offline}", highlight=False,
+                      soft_wrap=True, markup=False)
     console.print(f"{report.products} product(s), {report.objects} archive object(s), "
                   f"{report.objects_read} read ({report.bytes_read:,} bytes) in "
                   f"{report.seconds:.1f} s: {len(report.findings)} disagreement(s)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     if report.findings:
         raise typer.Exit(1)
