@@ -52,13 +52,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stack_teardown: stops the session's stack; runs after every other test"
     )
+    config.addinivalue_line(
+        "markers", "stack_restart: stops and starts the session's stack again; runs after"
+        " the tests that share it, before the stack_teardown ones"
+    )
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # A test that takes the stack down must come after every test that needs it.
-    items.sort(key=lambda item: item.get_closest_marker("stack_teardown") is not None)
+    # A test that takes the stack down must come after every test that needs it; one that
+    # restarts it (new pids, a pipeline started anew) after those that keep its processes.
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("stack_teardown") is not None:
+            return 2
+        return 1 if item.get_closest_marker("stack_restart") is not None else 0
+
+    items.sort(key=rank)
 
 
 def planned_settings() -> Settings:
