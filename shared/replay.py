@@ -27,10 +27,11 @@ from cloudevents.http import CloudEvent
 from psycopg.rows import dict_row
 
 from events.bindings import from_json, to_http_binary
+from functions import FUNCTIONS
 from shared.catalogue import dead_letters as dead_letter_rows
 from shared.outbox import event_from_row
 from shared.settings import Settings
-from shared.stack.layout import FUNCTIONS, Layout
+from shared.stack.layout import Layout
 
 BROKER = "broker"
 # Extensions the router (or Knative) adds to a dead-lettered event: not part of the event.

@@ -13,12 +13,11 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 import shared
-
 from events.registry import DATA_MODELS, TERMINAL
+from functions import FUNCTIONS, folder_of
 from shared.deployment.documents import describe
-from shared.deployment.paths import folder_of, function_source
+from shared.deployment.paths import function_source
 from shared.deployment.references import trigger_types
-from shared.stack.layout import FUNCTIONS
 
 SERVING = "serving.knative.dev/v1"
 # Configured objects whose keys must be settings, by kind and name. (The Secret may also hold
@@ -75,7 +74,7 @@ def _functions(documents: list[dict], present: Sequence[str]) -> Iterator[str]:
         if name not in present:
             yield f"{where}: no function folder functions/{folder_of(name)}/main.py"
         if name not in FUNCTIONS:
-            yield f"{where}: not in shared/stack/layout.py FUNCTIONS, so the local stack cannot run it"
+            yield f"{where}: not in functions.FUNCTIONS, so the local stack cannot run it"
         containers = service["spec"]["template"]["spec"].get("containers") or [{}]
         env = {e.get("name"): e.get("value") for e in containers[0].get("env") or []}
         if env.get("FUNCTION_TARGET") != "handle":

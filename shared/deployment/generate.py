@@ -13,10 +13,10 @@ from typing import Any
 
 from events import types
 from events.registry import DATA_MODELS
+from functions import FUNCTIONS
 from shared.deployment import spec as spec_module
 from shared.deployment.paths import Tree, function_source
 from shared.deployment.yamldocs import dump_all
-from shared.stack.layout import FUNCTIONS
 from shared.telemetry import metrics
 
 NAMESPACE = "auxip"  # the base's; overlays set their own

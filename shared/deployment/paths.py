@@ -1,13 +1,15 @@
 """Where the deployment lives in a source tree.
 
 Every function of the tree is a folder `functions/<folder>/main.py` whose Knative Service is
-the folder name with '-' for '_' (as `shared.stack.layout` names them).
+the folder name with '-' for '_' (`functions.FUNCTIONS` lists them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from functions import folder_of
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("local", "production")
@@ -47,10 +49,6 @@ class Tree:
         return sorted(
             path.parent.name.replace("_", "-") for path in folders.glob("*/main.py") if path.is_file()
         )
-
-
-def folder_of(service: str) -> str:
-    return service.replace("-", "_")
 
 
 def function_source(service: str) -> str:

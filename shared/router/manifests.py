@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from functions import FUNCTIONS
 from shared.router import cron, durations, filters
-from shared.stack.layout import FUNCTIONS, Layout
+from shared.stack.layout import Layout
 
 EVENTING = "eventing.knative.dev/v1"
 SOURCES = "sources.knative.dev/v1"
@@ -466,7 +467,7 @@ class _Resolver:
         namespace = ref.get("namespace") or obj.namespace
         if kind == "Service" and api in (SERVING, "v1"):
             if name not in FUNCTIONS:
-                obj.fail(f"{path}.name", f"Service {name!r} is not a function of the local stack (shared/stack/layout.py FUNCTIONS: {', '.join(FUNCTIONS)})")
+                obj.fail(f"{path}.name", f"Service {name!r} is not a function of the local stack (functions.FUNCTIONS: {', '.join(FUNCTIONS)})")
             return Destination(self.layout.function_url(name), f"Service/{name}")
         if kind == "Broker" and api == EVENTING:
             return Destination(f"{self.layout.router_url}/{namespace}/{name}", f"Broker/{namespace}/{name}", broker=f"{namespace}/{name}")

@@ -9,19 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Knative Service names, in port order. A function's folder is the name with '_' for '-'.
-FUNCTIONS: tuple[str, ...] = (
-    "inbox-adapter",
-    "ingest",
-    "package",
-    "publish",
-    "prip",
-    "notify",
-    "route",
-    "poll",
-    "deadletter",
-    "evict",
-)
+from functions import FUNCTIONS
 
 
 @dataclass(frozen=True)
@@ -68,6 +56,3 @@ class Layout:
     def s3_endpoint(self) -> str:
         return f"http://{self.host}:{self.rgw_port}"
 
-
-def folder_of(service: str) -> str:
-    return service.replace("-", "_")

@@ -23,12 +23,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from functions import FUNCTIONS, folder_of
 from shared import endpoint_secrets, storage
 from shared.auth.settings import local_token_url
 from shared.catalogue import migrations
 from shared.settings import Settings
 from shared.stack import ceph, clamav, postgres, processes
-from shared.stack.layout import FUNCTIONS, Layout, folder_of
+from shared.stack.layout import Layout
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTER = "router"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.deployment.paths import REPOSITORY_ROOT, Tree, folder_of
+from functions import folder_of
+from shared.deployment.paths import REPOSITORY_ROOT, Tree
 
 
 def copy_tree(destination: Path) -> Tree:

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from functions import FUNCTIONS
 from shared.settings import Settings
 from shared.stack import processes
 from shared.stack import up as stack_up
-from shared.stack.layout import FUNCTIONS
 from tests.pipeline import running
 from tests.reliability import end_state
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from functions import FUNCTIONS
 from shared import storage
 from shared.stack import processes
-from shared.stack.layout import FUNCTIONS
 from shared.stack.up import StackInfo
 from tests.reliability import clients, corpus, end_state, orbits
 
