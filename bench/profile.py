@@ -28,8 +28,8 @@ from pathlib import Path
 from bench.figures import Outcome
 from bench.ingest import aux_files, push
 from bench.stack import BenchStack, bench_stack
+from devstack.stack import up as stack_up
 from functions import folder_of
-from shared.stack import up as stack_up
 
 FILES = 300
 TOP = 12

@@ -24,16 +24,16 @@ case "${1:-}" in
     "$builder" build --tag "${IMAGE:-auxip:dev}" .
     ;;
   manifests)
-    "$PYTHON" -m shared.deployment manifests
-    "$PYTHON" -m shared.deployment check
+    "$PYTHON" -m deployment manifests
+    "$PYTHON" -m deployment check
     ;;
   deploy)
     command -v kubectl >/dev/null || { echo "kubectl is needed to deploy" >&2; exit 1; }
     args=(render "$OVERLAY")
     [ -n "${IMAGE:-}" ] && args+=(--image "$IMAGE")
     [ -n "${2:-}" ] && args+=(--function "$2")
-    "$PYTHON" -m shared.deployment check
-    "$PYTHON" -m shared.deployment "${args[@]}" | kubectl apply -f -
+    "$PYTHON" -m deployment check
+    "$PYTHON" -m deployment "${args[@]}" | kubectl apply -f -
     ;;
   *) usage ;;
 esac

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from devstack.stack import processes
+from devstack.stack import up as stack_up
 from functions import FUNCTIONS
-from shared.settings import Settings
-from shared.stack import processes
-from shared.stack import up as stack_up
+from shared.adapters.settings import Settings
 
 # Small pools: one PostgreSQL server (max_connections 100) may serve several stacks, and
 # each step needs one connection only.

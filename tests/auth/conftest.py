@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from shared.token_issuer.app import (
+from devstack.token_issuer.app import (
     DEMO_USERS,
     IssuerConfig,
     create_app,

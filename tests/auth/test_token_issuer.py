@@ -14,9 +14,9 @@ import httpx
 import jwt
 import pytest
 
-from shared.auth import AuthSettings, TokenValidator, local_token_url
-from shared.token_issuer import DEMO_USERS, IssuerSettings
-from shared.token_issuer.app import parse_accounts
+from devstack.token_issuer.app import DEMO_USERS, IssuerSettings, parse_accounts
+from devstack.token_issuer.realm import local_issuer, local_token_url
+from shared.prip.auth import AuthSettings, TokenValidator
 
 from .conftest import RunningIssuer
 
@@ -163,7 +163,7 @@ def test_demo_users_are_the_default(monkeypatch):
     assert settings.token_lifetime_s == 300
 
 
-# --- `python -m shared.token_issuer` --------------------------------------------------------
+# --- `python -m devstack.token_issuer` --------------------------------------------------------
 
 def _free_port_base() -> int:
     for _ in range(50):
@@ -178,7 +178,7 @@ def _free_port_base() -> int:
 def _start(state: Path, port_base: int, **env: str) -> subprocess.Popen:
     environment = {**os.environ, "AUXIP_STATE_DIR": str(state),
                    "AUXIP_PORT_BASE": str(port_base), **env}
-    return subprocess.Popen([sys.executable, "-m", "shared.token_issuer"], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "devstack.token_issuer"], cwd=ROOT,
                             env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -220,8 +220,8 @@ def test_served_as_a_module_keeps_its_key_across_restarts(tmp_path):
                                                    "password": "carol-pw", "client_id": "cli"})
             assert response.status_code == 200 and response.json()["expires_in"] == 120
             token = response.json()["access_token"]
-            validator = TokenValidator(AuthSettings(auth_issuer=None, port_base=port_base))
-            assert validator.issuer == issuer_url  # the default: the local stack's issuer
+            assert local_issuer(port_base) == issuer_url  # what the stack sets AUXIP_AUTH_ISSUER to
+            validator = TokenValidator(AuthSettings(auth_issuer=local_issuer(port_base)))
             assert validator.validate(token).username == "carol"
             kids.append(jwt.get_unverified_header(token)["kid"])
         finally:

@@ -16,15 +16,17 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.auth import (
+from shared.adapters.settings import SettingsError
+from shared.prip.auth import (
     OPERATOR,
     READER,
     SUBSCRIBER,
-    AuthError,
     Authenticator,
+    AuthError,
     AuthSettings,
     BasicUsers,
     Principal,
@@ -34,7 +36,7 @@ from shared.auth import (
     hash_password,
     require,
 )
-from shared.auth.basic import parse_basic_users
+from shared.prip.auth.basic import parse_basic_users
 
 from .conftest import RunningIssuer
 
@@ -325,7 +327,7 @@ def test_rotated_key_is_picked_up_on_its_first_token(own_issuer, tmp_path):
     validator = make_validator(own_issuer, auth_jwks_min_interval_s=0)
     validator.validate(own_issuer.token("alice", "alice-pw"))
     old_kid = own_issuer.kid
-    from shared.token_issuer.app import IssuerConfig, key_path, load_or_create_key
+    from devstack.token_issuer.app import IssuerConfig, key_path, load_or_create_key
     new_key = load_or_create_key(key_path(tmp_path / "rotated"))
     own_issuer.reconfigure(IssuerConfig(**{**own_issuer.config.__dict__, "key": new_key}))
     assert own_issuer.kid != old_kid
@@ -391,8 +393,40 @@ def test_settings_from_environment(monkeypatch):
     assert (s.issuer, s.auth_audience, s.algorithms, s.anonymous_catalogue) == (
         "https://iam.example/realms/s1", "auxip-prod", ("RS256", "PS256"), True)
     monkeypatch.delenv("AUXIP_AUTH_ISSUER")
-    monkeypatch.setenv("AUXIP_PORT_BASE", "9000")
-    assert AuthSettings().issuer == "http://127.0.0.1:9020/realms/auxip"
+    monkeypatch.setenv("AUXIP_PORT_BASE", "9000")  # the local stack's: no issuer guessed from it
+    assert AuthSettings().issuer is None
+
+
+def test_without_an_issuer_bearer_tokens_are_refused_and_basic_still_works(monkeypatch):
+    monkeypatch.delenv("AUXIP_AUTH_ISSUER", raising=False)
+    spec = "ann:" + hash_password("ann-pw", iterations=1000) + ":reader"
+    auth = Authenticator.from_settings(AuthSettings(auth_basic_users=spec))
+    assert auth.validator is None
+    for headers, query in (({"Authorization": "Bearer abc.def.ghi"}, {}),
+                           ({}, {"token": "abc.def.ghi"})):
+        with pytest.raises(AuthError) as caught:
+            auth.authenticate(headers, query, allow_query_token=True)
+        assert (caught.value.status, caught.value.code) == (401, "invalid_token")
+        assert "no OIDC issuer" in caught.value.message
+    basic = base64.b64encode(b"ann:ann-pw").decode()
+    assert auth.authenticate({"Authorization": f"Basic {basic}"}, {}).username == "ann"
+
+
+@pytest.mark.parametrize("configured", [
+    {"auth_issuer": "https://iam.example/realms/s1"},
+    {"auth_basic_users": "ann:x:reader"},
+    {"anonymous_catalogue": True},
+])
+def test_prip_starts_with_any_one_way_in(monkeypatch, configured):
+    monkeypatch.delenv("AUXIP_AUTH_ISSUER", raising=False)
+    AuthSettings(**configured).require_some_access()
+
+
+def test_prip_refuses_to_start_when_nobody_could_get_in(monkeypatch):
+    for name in ("AUXIP_AUTH_ISSUER", "AUXIP_AUTH_BASIC_USERS", "AUXIP_ANONYMOUS_CATALOGUE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SettingsError, match="AUXIP_AUTH_ISSUER"):
+        AuthSettings().require_some_access()
 
 
 @settings(max_examples=300, deadline=None,

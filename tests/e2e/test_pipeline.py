@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import demo_products, storage
-from shared.stack.up import StackInfo
+from devstack import demo_products
+from devstack.stack.up import StackInfo
+from shared.adapters import storage
 from tests.e2e.conftest import GRACE_S, notify_again, ping, query, wait_until
 from tests.shared import hostile
 

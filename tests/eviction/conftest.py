@@ -17,10 +17,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared import runtime, storage
-from shared.runtime import Runtime
-from shared.s1time import OPEN_END
-from shared.settings import Settings
+from shared.adapters import runtime, storage
+from shared.adapters.runtime import Runtime
+from shared.adapters.settings import Settings
+from shared.core.s1time import OPEN_END
 from tests.prip.conftest import api, function_env, http, issuer, prip  # noqa: F401
 
 NOW = datetime.now(UTC)

@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 
 from events import bindings, envelope, types
 from events.products import ProductEvicted
-from shared import eviction, runtime
-from shared.cli import evict as evict_cli
-from shared.runtime import Runtime
-from shared.s1time import OPEN_END
+from shared.adapters import runtime
+from shared.adapters.runtime import Runtime
+from shared.core.s1time import OPEN_END
+from shared.operations.cli import evict as evict_cli
+from shared.pipeline import eviction
 from tests.eviction.conftest import (
     NOW,
     PAST,

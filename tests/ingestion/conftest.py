@@ -12,9 +12,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from events.files import FileArrived
-from shared import runtime
-from shared.runtime import Runtime
-from shared.settings import Settings
+from shared.adapters import runtime
+from shared.adapters.runtime import Runtime
+from shared.adapters.settings import Settings
 
 REAL = Path(__file__).parents[1] / "samples" / "real"
 

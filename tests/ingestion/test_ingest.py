@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devstack import demo_products
 from events import types
 from events.files import FileArrived
-from shared import demo_products
-from shared.ingestion.ingest import Outcome, ingest, sweep_folders
-from shared.ingestion.reconcile import reconcile_inbox
-from shared.runtime import Runtime
+from shared.adapters.runtime import Runtime
+from shared.pipeline.ingestion.ingest import Outcome, ingest, sweep_folders
+from shared.pipeline.ingestion.reconcile import reconcile_inbox
 from tests.ingestion.conftest import REAL, Inbox, real_folder, rows
 from tests.shared import hostile
 

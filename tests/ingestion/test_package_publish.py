@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devstack import demo_products
 from events.products import ProductIngested, ProductPackaged
-from shared import demo_products, packaging, publication
-from shared.ingestion.ingest import Outcome, ingest
-from shared.runtime import Runtime
+from shared.adapters.runtime import Runtime
+from shared.pipeline import packaging, publication
+from shared.pipeline.ingestion.ingest import Outcome, ingest
 from tests.ingestion.conftest import REAL, Inbox, real_folder, rows
 
 CAL = "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"

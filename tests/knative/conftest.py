@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from deployment.paths import REPOSITORY_ROOT, Tree
 from functions import folder_of
-from shared.deployment.paths import REPOSITORY_ROOT, Tree
 
 
 def copy_tree(destination: Path) -> Tree:

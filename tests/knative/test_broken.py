@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from shared.deployment import check, generate, kustomize
-from shared.deployment.paths import Tree
+from deployment import check, generate, kustomize
+from deployment.paths import Tree
 
 
 def problems(tree: Tree, overlay: str = "local") -> str:
@@ -124,7 +124,7 @@ def test_credentials_in_the_config_map_and_unknown_settings(tree_copy):
          "\ndata:\n  AUXIP_S3_SECRET_KEY: x\n  AUXIP_S3_ENDPIONT: http://x\n")
     found = problems(tree_copy)
     assert "ConfigMap auxip/auxip-config: data: 'AUXIP_S3_SECRET_KEY' should not be valid" in found
-    assert "data.AUXIP_S3_ENDPIONT is no setting of shared/settings.py" in found
+    assert "data.AUXIP_S3_ENDPIONT is no setting of shared/adapters/settings.py" in found
 
 
 def test_missing_secret_without_a_schema(tree_copy):

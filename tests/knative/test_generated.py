@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
+from deployment import check, generate, spec
+from deployment.paths import OVERLAYS, Tree
+from deployment.yamldocs import load_all
 from events.registry import DATA_MODELS
-from shared.deployment import check, generate, spec
-from shared.deployment.paths import OVERLAYS, Tree
-from shared.deployment.yamldocs import load_all
 
 
 def test_generated_files_are_up_to_date():

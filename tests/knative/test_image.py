@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from shared.deployment.paths import REPOSITORY_ROOT, Tree, function_source
-from shared.deployment.yamldocs import load_all
+from deployment.paths import REPOSITORY_ROOT, Tree, function_source
+from deployment.yamldocs import load_all
 
 DOCKERFILE = (REPOSITORY_ROOT / "Dockerfile").read_text()
 

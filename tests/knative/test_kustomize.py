@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.deployment.kustomize import Image, KustomizeError, render, resource_id, split_image
-from shared.deployment.paths import OVERLAYS, Tree
+from deployment.kustomize import Image, KustomizeError, render, resource_id, split_image
+from deployment.paths import OVERLAYS, Tree
 
 
 def write(directory: Path, files: dict[str, str]) -> Path:

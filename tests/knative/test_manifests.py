@@ -7,12 +7,12 @@ from functools import cache
 
 import pytest
 
+from deployment import check, kustomize, selection
+from deployment.paths import OVERLAYS, REPOSITORY_ROOT, Tree
+from deployment.references import trigger_types
+from devstack.layout import Layout
+from devstack.router.manifests import Defaults, load
 from events.registry import DATA_MODELS, TERMINAL
-from shared.deployment import check, kustomize, selection
-from shared.deployment.paths import OVERLAYS, REPOSITORY_ROOT, Tree
-from shared.deployment.references import trigger_types
-from shared.router.manifests import Defaults, load
-from shared.stack.layout import Layout
 
 
 @cache

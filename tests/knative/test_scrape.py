@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.deployment import kustomize
-from shared.deployment.paths import OVERLAYS, Tree
-from shared.deployment.yamldocs import load_all
-from shared.telemetry import metrics
+from deployment import kustomize
+from deployment.paths import OVERLAYS, Tree
+from deployment.yamldocs import load_all
+from shared.adapters.telemetry import metrics
 
 
 def services(documents: list[dict]) -> list[dict]:

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.stack import processes
+from devstack.stack import up as stack_up
 from functions import FUNCTIONS
-from shared.settings import Settings
-from shared.stack import processes
-from shared.stack import up as stack_up
+from shared.adapters.settings import Settings
 from tests.pipeline import running
 from tests.reliability import end_state
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared.catalogue.migrations import upgrade
-from shared.router import logs
-from shared.router.server import RouterServer
-from shared.router.settings import RouterSettings
+from devstack.router import logs
+from devstack.router.server import RouterServer
+from devstack.router.settings import RouterSettings
+from shared.adapters.catalogue.migrations import upgrade
 from tests.router.subscribers import Subscriber
 
 SERVER = os.environ.get("ROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.router import cesql
-from shared.router.cesql import CesqlError, CesqlEvaluationError, CesqlSyntaxError
+from devstack.router import cesql
+from devstack.router.cesql import CesqlError, CesqlEvaluationError, CesqlSyntaxError
 
 EVENT = {"specversion": "1.0", "id": "myId", "source": "localhost.localdomain", "type": "myType"}
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.router import cron
+from devstack.router import cron
 
 
 def at(text: str) -> datetime:

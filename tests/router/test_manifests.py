@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.router import durations, filters
-from shared.router.manifests import Defaults, ManifestError, load
-from shared.router.settings import REPOSITORY_ROOT
-from shared.stack.layout import Layout
+from devstack.layout import Layout
+from devstack.router import durations, filters
+from devstack.router.manifests import Defaults, ManifestError, load
+from devstack.router.settings import REPOSITORY_ROOT
 from tests.router.conftest import broker, trigger
 
 LAYOUT = Layout(8080)

@@ -1,4 +1,4 @@
-"""`python -m shared.router` as a process: surviving a kill, and `--check`."""
+"""`python -m devstack.router` as a process: surviving a kill, and `--check`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def free_port() -> int:
 def start_process(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.router"],
+        [sys.executable, "-m", "devstack.router"],
         cwd=REPOSITORY,
         env=os.environ | env | {"AUXIP_PORT_BASE": str(port)},
         stderr=log.open("a"),
@@ -102,7 +102,7 @@ def test_deliveries_pending_when_the_router_is_killed_are_delivered_after_restar
 
 def test_check_validates_the_repository_manifests():
     result = subprocess.run(
-        [sys.executable, "-m", "shared.router", "--check"],
+        [sys.executable, "-m", "devstack.router", "--check"],
         cwd=REPOSITORY, env=os.environ | {"AUXIP_PORT_BASE": "8080"}, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -116,7 +116,7 @@ def test_check_names_the_file_and_field_of_a_bad_manifest(tmp_path):
     manifest.write_text(broker() + trigger("typo", "http://127.0.0.1:1/",
                                            "  filters:\n    - exactly: {type: x}"))
     result = subprocess.run(
-        [sys.executable, "-m", "shared.router", "--check"],
+        [sys.executable, "-m", "devstack.router", "--check"],
         cwd=REPOSITORY, env=os.environ | {"AUXIP_KNATIVE_DIR": str(tmp_path)},
         capture_output=True, text=True, timeout=60,
     )

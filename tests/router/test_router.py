@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from shared.router import ping
-from shared.router.ping import PingScheduler
-from shared.router.settings import RouterSettings
+from devstack.router import ping
+from devstack.router.ping import PingScheduler
+from devstack.router.settings import RouterSettings
 from tests.router.conftest import broker, deliveries, trigger, wait_until_settled
 from tests.router.subscribers import Received, post_event
 

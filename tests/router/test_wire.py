@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from cloudevents.http import from_http
 
+from devstack.router import wire
 from events.bindings import to_http_binary, to_http_structured
 from events.envelope import build, data_of
 from events.files import FileArrived
 from events.types import FILE_ARRIVED
-from shared.router import wire
 
 BINARY = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t"}
 

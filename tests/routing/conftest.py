@@ -23,16 +23,16 @@ import pytest
 from psycopg.rows import dict_row
 from pydantic import TypeAdapter
 
-from shared import runtime, storage
-from shared.catalogue import products
-from shared.catalogue import routes as routes_table
-from shared.catalogue import sources as sources_table
-from shared.checksums import of_bytes
-from shared.routing import config
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.stack import ceph
-from shared.stack import up as stack_up
+from devstack.stack import ceph
+from devstack.stack import up as stack_up
+from shared.adapters import runtime, storage
+from shared.adapters.catalogue import products
+from shared.adapters.catalogue import routes as routes_table
+from shared.adapters.catalogue import sources as sources_table
+from shared.adapters.runtime import Runtime
+from shared.adapters.settings import Settings
+from shared.core.checksums import of_bytes
+from shared.pipeline.routing import config
 from tests.routing.servers import PASSWORD, Receiver, SftpServer
 
 INBOX = "routing-inbox"

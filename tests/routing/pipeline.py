@@ -10,9 +10,9 @@ from psycopg.rows import dict_row
 from events import types
 from events.files import FileArrived
 from events.products import ProductIngested, ProductPackaged
-from shared import packaging, publication
-from shared.ingestion import ingest
-from shared.runtime import Runtime
+from shared.adapters.runtime import Runtime
+from shared.pipeline import packaging, publication
+from shared.pipeline.ingestion import ingest
 
 
 def drain(rt: Runtime, rounds: int = 10) -> None:

@@ -16,12 +16,12 @@ from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from events import bindings, envelope, types
-from shared import runtime
-from shared.cli import routes as routes_cli
-from shared.cli import sources as sources_cli
-from shared.routing import config, rules
-from shared.runtime import Runtime
-from shared.settings import Settings
+from shared.adapters import runtime
+from shared.adapters.runtime import Runtime
+from shared.adapters.settings import Settings
+from shared.operations.cli import routes as routes_cli
+from shared.operations.cli import sources as sources_cli
+from shared.pipeline.routing import config, rules
 from tests.routing.conftest import add_route, orbit_name, publish, published_event, rows
 
 REPO = Path(__file__).resolve().parents[2]

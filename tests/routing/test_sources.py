@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from shared import storage
-from shared.routing import polling
-from shared.runtime import Runtime
+from shared.adapters import storage
+from shared.adapters.runtime import Runtime
+from shared.pipeline.routing import polling
 from tests.routing.conftest import (
     ENV,
     INBOX,

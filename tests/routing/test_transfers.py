@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from shared import storage
-from shared.routing import polling, transfers
-from shared.routing.settings import RoutingSettings
-from shared.runtime import Runtime
+from shared.adapters import storage
+from shared.adapters.runtime import Runtime
+from shared.pipeline.routing import polling, transfers
+from shared.pipeline.routing.settings import RoutingSettings
 from tests.routing.conftest import (
     ENV,
     INBOX,

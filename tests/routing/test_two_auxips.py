@@ -37,25 +37,26 @@ from psycopg.rows import dict_row
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request
 
-from events import bindings, envelope, types
-from events.files import FileArrived
-from shared import demo_products, outbox, runtime, storage
-from shared.catalogue import migrations
-from shared.catalogue import sources as sources_table
-from shared.prip import service as prip_service
-from shared.routing import config, polling
-from shared.routing.oauth import TokenClient, TokenError
-from shared.runtime import Runtime
-from shared.s1time import format_odata
-from shared.settings import Settings
-from shared.stack import postgres
-from shared.token_issuer.app import (
+from devstack import demo_products
+from devstack.stack import postgres
+from devstack.token_issuer.app import (
     IssuerConfig,
     create_app,
     key_path,
     load_or_create_key,
     parse_accounts,
 )
+from events import bindings, envelope, types
+from events.files import FileArrived
+from shared.adapters import outbox, runtime, storage
+from shared.adapters.catalogue import migrations
+from shared.adapters.catalogue import sources as sources_table
+from shared.adapters.runtime import Runtime
+from shared.adapters.settings import Settings
+from shared.core.s1time import format_odata
+from shared.pipeline.routing import config, polling
+from shared.pipeline.routing.oauth import TokenClient, TokenError
+from shared.prip import service as prip_service
 from tests.routing.pipeline import drain
 from tests.routing.servers import free_port
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.archive_safety import (
+from shared.core.archive import (
     ARCHIVE_CORRUPT,
     ARCHIVE_UNSAFE,
     ArchiveLimits,

@@ -1,4 +1,4 @@
-"""Which NotificationEndpoint addresses notify may call (shared/endpoint_policy.py): the
+"""Which NotificationEndpoint addresses notify may call (shared/adapters/endpoint_policy.py): the
 deny list by default (loopback, link-local, unspecified, multicast, broadcast), IPv4-mapped
 IPv6 judged as IPv4, `localhost` names, the allow list's exceptions, private ranges left
 alone, configuration errors, and the resolving check of delivery."""
@@ -12,8 +12,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.endpoint_policy import (
-    DEFAULT_DENIED, EndpointPolicy, EndpointRefused, check_literal, resolve_and_check,
+from shared.adapters.endpoint_policy import (
+    DEFAULT_DENIED,
+    EndpointPolicy,
+    EndpointRefused,
+    check_literal,
+    resolve_and_check,
 )
 
 # The defaults, whatever AUXIP_* the process was started with.

@@ -1,4 +1,4 @@
-"""Endpoint passwords sealed at rest (shared/endpoint_secrets.py): round trip, rotation,
+"""Endpoint passwords sealed at rest (shared/adapters/endpoint_secrets.py): round trip, rotation,
 clear text from before sealing, and the refusals when keys are missing or wrong."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from shared import endpoint_secrets as secrets
+from shared.adapters import endpoint_secrets as secrets
 
 OLD = secrets.new_key()
 NEW = secrets.new_key()

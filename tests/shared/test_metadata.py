@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.metadata import (
+from shared.core.metadata import (
     CONTENT_MISMATCH,
     METADATA_INVALID,
     DataObject,
@@ -16,8 +16,8 @@ from shared.metadata import (
     from_manifest,
     from_name,
 )
-from shared.naming import load_type_table, parse
-from shared.s1time import OPEN_END, UTC
+from shared.core.naming import load_type_table, parse
+from shared.core.s1time import OPEN_END, UTC
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "real"
 TYPES = load_type_table("REP__SUP__=mpl")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shared import naming
-from shared.naming import (
+from shared.core import naming
+from shared.core.naming import (
     BUILTIN_TYPES,
     DEFAULT_TYPES,
     MPL,
@@ -22,7 +22,7 @@ from shared.naming import (
     load_type_table,
     parse,
 )
-from shared.s1time import OPEN_END, UTC
+from shared.core.s1time import OPEN_END, UTC
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "real"
 WITH_REP_SUP = load_type_table("REP__SUP__=mpl")

@@ -14,8 +14,8 @@ from psycopg_pool import ConnectionPool
 
 from events import envelope, types
 from events.files import FileArrived
-from shared import outbox
-from shared.settings import Settings
+from shared.adapters import outbox
+from shared.adapters.settings import Settings
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""The fold that rebuilds a product row from its journalled events (shared/restore.py)."""
+"""The fold that rebuilds a product row from its journalled events (shared/adapters/catalogue/restore.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from events import types
-from events.products import (Checksum, ProductEvicted, ProductIngested, ProductPackaged,
-                             ProductPublished)
-from shared import restore
-from shared.checksums import MD5, XXH3
+from events.products import (
+    Checksum,
+    ProductEvicted,
+    ProductIngested,
+    ProductPackaged,
+    ProductPublished,
+)
+from shared.adapters.catalogue import restore
+from shared.core.checksums import MD5, XXH3
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ID = uuid.uuid4()

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.s1time import (
+from shared.core.s1time import (
     OPEN_END,
     UTC,
     format_canonical,

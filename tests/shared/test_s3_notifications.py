@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared import s3_notifications
-from shared.s3_notifications import NotificationError
+from shared.adapters import s3_notifications
+from shared.adapters.s3_notifications import NotificationError
 
 
 def _record(event_name: str, key: str, size: int = 10, **obj: str) -> dict:

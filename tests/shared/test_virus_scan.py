@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.stack import clamav
-from shared.virus_scan import (
+from devstack.stack import clamav
+from shared.adapters.virus_scan import (
     ClamdScanner,
     ScanLimitExceeded,
     ScanResult,
@@ -46,7 +46,7 @@ class Clamd:
 
 @contextmanager
 def start_clamd(edit: Callable[[str], str] | None = None) -> Iterator[Clamd]:
-    """A real clamd, configured by shared.stack.clamav, stopped (and waited for) afterwards."""
+    """A real clamd, configured by devstack.stack.clamav, stopped (and waited for) afterwards."""
     if not clamav.CLAMD.exists() and shutil.which("clamd") is None:
         pytest.fail(
             f"clamd is not installed ({clamav.CLAMD} missing): these tests need a real clamd; "

@@ -19,12 +19,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared import storage
-from shared.catalogue import migrations
-from shared.settings import Settings
-from shared.stack import ceph, processes
-from shared.stack import up as stack_up
-from shared.stack.up import StackInfo
+from devstack.settings import StackSettings
+from devstack.stack import ceph, processes
+from devstack.stack import up as stack_up
+from devstack.stack.up import StackInfo
+from shared.adapters import storage
+from shared.adapters.catalogue import migrations
+from shared.adapters.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1024**2
@@ -255,7 +256,7 @@ def test_auxip_env_is_evaluable(settings: Settings, monkeypatch: pytest.MonkeyPa
     # A process started from that shell builds the stack's own Settings.
     for name in expected:
         monkeypatch.setenv(name, exported[name])
-    rebuilt = Settings()
+    rebuilt = StackSettings()
     for field in ("database_url", "s3_endpoint", "clamd_port", "prip_url", "broker_url",
                   "port_base", "state_dir", "inbox_bucket"):
         assert getattr(rebuilt, field) == getattr(settings, field), field

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from shared.telemetry import metrics
+from shared.adapters.telemetry import metrics
 
 DASHBOARD = Path(__file__).parents[2] / "knative" / "grafana" / "auxip-dashboard.json"
 METRIC = re.compile(r"\bauxip_[a-z0-9_]+\b")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from events import envelope, types
 from events.files import FileArrived
-from shared.telemetry import logging as json_logs
-from shared.telemetry.instrument import configure, instrumented
+from shared.adapters.telemetry import logging as json_logs
+from shared.adapters.telemetry.instrument import configure, instrumented
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

@@ -15,8 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 REPO = Path(__file__).parents[2]
 PROCESS = """
 from opentelemetry import trace
-from shared.telemetry.instrument import configure
-from shared.telemetry.tracing import tracer
+from shared.adapters.telemetry.instrument import configure
+from shared.adapters.telemetry.tracing import tracer
 configure("probe")
 with tracer().start_as_current_span("probe-span"):
     pass

@@ -13,11 +13,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from devstack import demo_products
 from events import bindings, types
-from shared import demo_products, outbox, storage
-from shared.settings import Settings
-from shared.telemetry import logging as json_logs
-from shared.telemetry import tracing
+from shared.adapters import outbox, storage
+from shared.adapters.settings import Settings
+from shared.adapters.telemetry import logging as json_logs
+from shared.adapters.telemetry import tracing
 from tests.telemetry.conftest import client
 
 
