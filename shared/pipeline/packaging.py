@@ -25,8 +25,7 @@ from shared.adapters import outbox, storage
 from shared.adapters.catalogue import products, restore
 from shared.adapters.runtime import Runtime
 from shared.adapters.telemetry.tracing import current_trace_extensions
-from shared.core import archive as archive_safety
-from shared.core import naming
+from shared.core import archive_safety, naming
 from shared.core.checksums import Checksums, Digest
 
 _IDS = uuid.UUID("0b7b1f0e-1d3c-4b9a-9c55-2f4f7e0c8a21")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.core.archive import (
+from shared.core.archive_safety import (
     ARCHIVE_CORRUPT,
     ARCHIVE_UNSAFE,
     ArchiveLimits,

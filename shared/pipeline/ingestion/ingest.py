@@ -33,7 +33,7 @@ from shared.adapters.runtime import Runtime
 from shared.adapters.telemetry import metrics
 from shared.adapters.telemetry.tracing import current_trace_extensions
 from shared.core import attributes, naming
-from shared.core.archive import ArchiveLimits
+from shared.core.archive_safety import ArchiveLimits
 from shared.core.arrival import Arrival, is_folder_marker, locate
 from shared.core.checksums import MD5, XXH3
 from shared.pipeline.ingestion import inspection

@@ -16,8 +16,7 @@ from typing import Any, BinaryIO
 from events.files import RejectReason
 from shared.adapters import storage
 from shared.adapters.virus_scan import ClamdScanner
-from shared.core import archive as archive_safety
-from shared.core import metadata
+from shared.core import archive_safety, metadata
 from shared.core.arrival import Arrival
 from shared.core.checksums import Checksums, Digest, digest_through
 from shared.core.metadata import MetadataError, ProductMetadata
