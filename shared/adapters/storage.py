@@ -15,6 +15,7 @@ from typing import IO, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from pydantic import SecretStr
 
 from shared.adapters.settings import Settings
 
@@ -55,6 +56,19 @@ def client(settings: Settings) -> Any:
         aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
         config=config,
     )
+
+
+def foreign_client(settings: Settings, endpoint: str | None, region: str,
+                   access_key: str | None, secret_key: str | None) -> Any:
+    """A client for another S3 endpoint or other credentials (a routing source or target),
+    else auxip's own; configured like `client`."""
+    update: dict[str, Any] = {"s3_region": region}
+    if endpoint:
+        update["s3_endpoint"] = endpoint
+    if access_key and secret_key:
+        update["s3_access_key"] = access_key
+        update["s3_secret_key"] = SecretStr(secret_key)
+    return client(settings.model_copy(update=update))
 
 
 def _is_missing(error: ClientError) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.pipeline.routing.config import DirectorySource
-from shared.pipeline.routing.sources import Item, SourceError
+from shared.pipeline.routing.sources.base import Item, SourceError
 
 CHUNK = 1024 * 1024
 PAGE = 500

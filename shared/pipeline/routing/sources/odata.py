@@ -24,7 +24,7 @@ import httpx
 from shared.core.s1time import format_odata, parse_iso
 from shared.pipeline.routing.config import Basic, OAuth2, ODataSource
 from shared.pipeline.routing.oauth import TokenClient, TokenError, token_client
-from shared.pipeline.routing.sources import Item, SourceError
+from shared.pipeline.routing.sources.base import Item, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -11,31 +11,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import SecretStr
 
 from shared.adapters import storage
 from shared.adapters.settings import Settings
 from shared.pipeline.routing.config import S3Source
-from shared.pipeline.routing.sources import Item, SourceError
-
-
-def bucket_client(settings: Settings, endpoint: str | None, region: str,
-                  access_key: str | None, secret_key: str | None) -> Any:
-    """A boto3 client for another endpoint or other credentials, else auxip's own."""
-    update: dict[str, Any] = {"s3_region": region}
-    if endpoint:
-        update["s3_endpoint"] = endpoint
-    if access_key and secret_key:
-        update["s3_access_key"] = access_key
-        update["s3_secret_key"] = SecretStr(secret_key)
-    return storage.client(settings.model_copy(update=update))
+from shared.pipeline.routing.sources.base import Item, SourceError
 
 
 class BucketFiles:
     def __init__(self, config: S3Source, settings: Settings) -> None:
         self.config = config
-        self.s3 = bucket_client(settings, config.endpoint, config.region, config.access_key,
-                                config.secret_key)
+        self.s3 = storage.foreign_client(settings, config.endpoint, config.region,
+                                         config.access_key, config.secret_key)
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[list[Item]]:
         c = self.config

@@ -14,7 +14,7 @@ import paramiko
 
 from shared.pipeline.routing import sftp
 from shared.pipeline.routing.config import SftpSource
-from shared.pipeline.routing.sources import Item, SourceError
+from shared.pipeline.routing.sources.base import Item, SourceError
 
 CHUNK = 256 * 1024
 PAGE = 500

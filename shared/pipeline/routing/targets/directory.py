@@ -10,7 +10,12 @@ from typing import IO, Any
 
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing.config import DirectoryTarget as DirectoryTargetConfig
-from shared.pipeline.routing.targets import CHECKSUM_MISMATCH, TARGET_REFUSED, TransferError, render
+from shared.pipeline.routing.targets.base import (
+    CHECKSUM_MISMATCH,
+    TARGET_REFUSED,
+    TransferError,
+    render,
+)
 
 CHUNK = 1024 * 1024
 

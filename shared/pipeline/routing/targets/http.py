@@ -14,7 +14,7 @@ import httpx
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing.config import Basic, Bearer, HttpTarget, OAuth2
 from shared.pipeline.routing.oauth import TokenClient, TokenError, token_client
-from shared.pipeline.routing.targets import (
+from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     TARGET_REFUSED,
     TARGET_UNREACHABLE,

@@ -16,8 +16,7 @@ from shared.adapters import storage
 from shared.adapters.settings import Settings
 from shared.core.checksums import Checksums
 from shared.pipeline.routing.config import S3Target
-from shared.pipeline.routing.sources.s3 import bucket_client
-from shared.pipeline.routing.targets import (
+from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     TARGET_REFUSED,
     TARGET_UNREACHABLE,
@@ -40,8 +39,8 @@ class BucketTarget:
         # Made on first use: describing a destination needs no connection.
         if self._client is None:
             c = self.config
-            self._client = bucket_client(self.settings, c.endpoint, c.region, c.access_key,
-                                         c.secret_key)
+            self._client = storage.foreign_client(self.settings, c.endpoint, c.region,
+                                                  c.access_key, c.secret_key)
         return self._client
 
     def where(self, product: Mapping[str, Any]) -> str:

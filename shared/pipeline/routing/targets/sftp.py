@@ -12,7 +12,7 @@ import paramiko
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing import sftp
 from shared.pipeline.routing.config import SftpTarget as SftpTargetConfig
-from shared.pipeline.routing.targets import (
+from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     TARGET_REFUSED,
     TARGET_UNREACHABLE,
