@@ -13,8 +13,8 @@ import pytest
 from devstack import demo_products
 from devstack.stack.up import StackInfo
 from shared.adapters import storage
+from tests.core import hostile
 from tests.e2e.conftest import GRACE_S, notify_again, ping, query, wait_until
-from tests.shared import hostile
 
 REAL = Path(__file__).parents[1] / "samples" / "real"
 COMPLETE_SAFE = {

@@ -15,7 +15,7 @@ import typer
 from devstack.stack import up as stack_up
 from shared.adapters.settings import Settings
 from shared.operations.cli import main
-from tests.pipeline import query, running, wait_until  # noqa: F401  (used by the tests)
+from tests.whole_pipeline import query, running, wait_until  # noqa: F401  (used by the tests)
 
 REPO = Path(__file__).parents[2]
 RETRIES = 2  # the Broker's delivery.retry for these tests (production: 5)

@@ -24,8 +24,8 @@ from devstack.stack import processes
 from devstack.stack import up as stack_up
 from functions import FUNCTIONS
 from shared.adapters.settings import Settings
-from tests.pipeline import running
 from tests.reliability import end_state
+from tests.whole_pipeline import running
 
 RECONCILE_AGE_S = 20.0
 SAFE_GRACE_S = 2.0

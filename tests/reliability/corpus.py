@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devstack import demo_products
-from tests.shared import hostile
+from tests.core import hostile
 
 MAX_KEY_BYTES = 1024  # S3's limit on an object key
 
