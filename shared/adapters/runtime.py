@@ -55,5 +55,6 @@ def check_environment(*, scanner: bool = False) -> None:
     """At a function's start: stop the process now, naming the missing AUXIP_* variables,
     rather than fail every event it is sent (SettingsError)."""
     settings = load_settings()
+    settings.require_s3()
     if scanner:
         settings.require_scanner()

@@ -2,9 +2,9 @@
 
 Every entry point (function, CLI) builds it with `load_settings()` and hands it down;
 nothing below reads the environment itself. Nothing here points at a machine by default:
-the catalogue, the S3 server and its credentials must be given (the local stack gives
-its own, see devstack/settings.py), and a process without them stops at start, naming
-what is missing.
+the catalogue must be given, and the S3 server with its credentials wherever objects are
+touched (the local stack gives its own, see devstack/settings.py). A function checks what
+it needs when it starts and stops, naming what is missing.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ class Settings(BaseSettings):
     db_pool_max: int = 8
 
     # Object storage (S3 API: MinIO in production, Ceph RGW locally)
-    s3_endpoint: str
-    s3_access_key: str
-    s3_secret_key: SecretStr
+    s3_endpoint: str | None = None  # required where objects are touched (require_s3)
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
     s3_region: str = "us-east-1"
     inbox_bucket: str = "auxip-inbox"
     archive_bucket: str = "auxip-archive"
@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     dead_letter_attempts: int | None = None
     # Fernet keys sealing subscription endpoint passwords (adapters/endpoint_secrets.py).
     secret_keys: SecretStr | None = None
+
+    def require_s3(self) -> tuple[str, str, str]:
+        """(endpoint, access key, secret key), or SettingsError naming what is unset."""
+        missing = [name for name, value in (("AUXIP_S3_ENDPOINT", self.s3_endpoint),
+                                            ("AUXIP_S3_ACCESS_KEY", self.s3_access_key),
+                                            ("AUXIP_S3_SECRET_KEY", self.s3_secret_key))
+                   if not value]
+        if missing or not (self.s3_endpoint and self.s3_access_key and self.s3_secret_key):
+            raise SettingsError(f"{', '.join(missing)} not set: the S3 server of the archive")
+        return self.s3_endpoint, self.s3_access_key, self.s3_secret_key.get_secret_value()
 
     def require_scanner(self) -> None:
         """Stop a process that scans files but has no scanner to ask."""

@@ -37,6 +37,7 @@ def client(settings: Settings) -> Any:
     Path-style addressing: RGW and MinIO run without wildcard DNS. The pool is sized for
     16 worker threads plus managed transfers; adaptive retries back off on 503 SlowDown.
     """
+    endpoint, access_key, secret_key = settings.require_s3()
     config = Config(
         region_name=settings.s3_region,
         signature_version="s3v4",
@@ -51,9 +52,9 @@ def client(settings: Settings) -> Any:
     )
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=settings.s3_endpoint,
-        aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=config,
     )
 
