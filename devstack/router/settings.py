@@ -1,7 +1,7 @@
 """The router's configuration: the stack's settings plus what only the router reads.
 
-Same rules as `shared.adapters.settings`: environment variables with the AUXIP_ prefix, read once
-by the entry point (`python -m devstack.router`), handed down from there.
+Same rules as `shared.adapters.settings`: environment variables with the AUXIP_ prefix, read
+once by the entry point (`python -m devstack.router`), handed down from there.
 """
 
 from __future__ import annotations

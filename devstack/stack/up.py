@@ -21,7 +21,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import SecretStr
 
 from devstack.layout import Layout
 from devstack.settings import SECRET_KEYS_FILE, STATE_FILE, StackSettings, stack_settings

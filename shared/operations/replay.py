@@ -97,8 +97,9 @@ def resolve_target(settings: Settings, to: str | None,
         return to
     url = function_url(to)
     if url is None:
-        raise ReplayError(f"{to!r} is neither 'broker', a URL nor a function known here (set "
-                          "AUXIP_FUNCTION_URL_TEMPLATE, e.g. http://{name}.auxip.svc.cluster.local)")
+        raise ReplayError(f"{to!r} is neither 'broker', a URL nor a function known here (set"
+                          " AUXIP_FUNCTION_URL_TEMPLATE, e.g."
+                          " http://{name}.auxip.svc.cluster.local)")
     return url
 
 

@@ -67,7 +67,7 @@ RESTORED_COLUMNS = (
 
 
 def insert_restored(conn: psycopg.Connection, row: dict) -> bool:
-    """Put back a whole row rebuilt from the journal (shared/adapters/catalogue/restore.py); False when the
+    """Put back a whole row rebuilt from the journal (restore.py beside); False when the
     product, its logical name or its name is catalogued already (restored concurrently)."""
     values = [json.dumps(row[c]) if c in ("checksums", "attributes") else row[c]
               for c in RESTORED_COLUMNS]

@@ -1,5 +1,5 @@
-"""Authentication settings (env prefix AUXIP_), kept apart from `shared.adapters.settings.Settings`
-so that only the processes that check credentials read them.
+"""Authentication settings (env prefix AUXIP_), kept apart from the shared Settings
+(shared.adapters.settings) so that only the processes that check credentials read them.
 
 - AUXIP_AUTH_ISSUER: the expected `iss`, exactly as the realm writes it (a Keycloak realm
   URL). Unset: bearer tokens are refused (Basic users or an anonymous catalogue only).
