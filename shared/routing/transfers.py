@@ -55,6 +55,7 @@ from shared.routing.targets import (
     open_target,
 )
 from shared.runtime import Runtime
+from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,7 @@ class _Attempts:
                 outbox.record(self.conn, event)
         if done is not None:
             outbox.send(self.conn, s.broker_url, [event["id"]])
+            metrics.transferred(self.route.name, "completed", duration_ms / 1000, checksums.size)
         log.info("route %s: %s -> %s (%d bytes, attempt %d)", self.route.name,
                  self.product["name"], where, checksums.size, attempt)
         return Outcome(self.route.name, self.product["id"], "completed", attempt)
@@ -305,6 +307,7 @@ def _give_up(rt: Runtime, row: Mapping[str, Any], product: Mapping[str, Any] | N
         if done is None:
             return Outcome(row["route"], row["product_id"], "already_done")
         outbox.send(c, s.broker_url, [event["id"]])
+        metrics.transferred(row["route"], "failed", (duration_ms or 0) / 1000)
         log.error("route %s: %s failed for good after %d attempt(s): %s (%s)", row["route"],
                   name, max(attempts or row["attempts"], 1), detail, reason)
         return Outcome(row["route"], row["product_id"], "failed", done["attempts"], detail)

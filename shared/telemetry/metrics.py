@@ -102,6 +102,39 @@ def dead_lettered(event_type: str) -> None:
     DEAD_LETTERS.labels(event_type).inc()
 
 
+def _known_label_values(function: str) -> list[tuple[Counter, list[tuple[str, ...]]]]:
+    """The series `function` records whose label values are known before any event."""
+    # Imported here: these modules record metrics themselves (import cycle at module level).
+    if function == "ingest":
+        from events.files import RejectReason
+        from shared.ingestion.ingest import Outcome
+
+        return [(FILES_IN, [(o.value,) for o in Outcome]),
+                (REJECTIONS, [(r.value,) for r in RejectReason])]
+    if function == "publish":
+        from shared.naming import DEFAULT_TYPES
+
+        return [(FILES_OUT, [(t,) for t in DEFAULT_TYPES])]
+    if function == "deadletter":
+        from events.registry import DATA_MODELS
+
+        return [(DEAD_LETTERS, [(t,) for t in DATA_MODELS])]
+    return []
+
+
+def initialise(function: str) -> None:
+    """Create at zero the series `function` records whose label values are known before any
+    event: from its start its page shows `0 rejected` rather than nothing (an operator cannot
+    tell nothing from a broken scrape), and `increase()` counts the first events too (a
+    series that appears at 3 shows no increase)."""
+    for outcome in ("ok", "error"):
+        INVOCATIONS.labels(function, outcome)
+    STAGE_SECONDS.labels(function)
+    for counter, label_values in _known_label_values(function):
+        for values in label_values:
+            counter.labels(*values)
+
+
 def registry() -> CollectorRegistry:
     """What `/metrics` shows: this process, or every worker's (multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
