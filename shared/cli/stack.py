@@ -25,10 +25,14 @@ def up(
     services_only: bool = typer.Option(
         False, "--services-only", help="PostgreSQL, clamd and S3 only: no router, no functions"
     ),
+    with_monitoring: bool = typer.Option(
+        False, "--with-monitoring",
+        help="also a Prometheus scraping every function, with the alerting rules of knative/",
+    ),
 ) -> None:
     """Start the local stack in the background (what runs already is kept)."""
     try:
-        info = stack.up(Settings(), services_only=services_only)
+        info = stack.up(Settings(), services_only=services_only, monitoring=with_monitoring)
     except Exception as error:  # every failure here is reported the same way: with its log
         console.print(f"[red]auxip up failed:[/red] {error}", markup=True, highlight=False)
         raise typer.Exit(1) from None

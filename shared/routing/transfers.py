@@ -103,6 +103,10 @@ def sweep(rt: Runtime, environ: Mapping[str, str], settings: RoutingSettings, *,
     with rt.pool.connection() as conn:
         due = transfers_table.due(conn, settings.route_sweep_limit)
         routes = {r["name"]: r for r in routes_table.all_routes(conn)}
+    # Each route's series at zero from the minute's tick on, before its first transfer.
+    for name, stored in routes.items():
+        if stored["enabled"]:
+            metrics.route_known(name)
     outcomes = []
     for row in due:
         with rt.pool.connection() as conn:

@@ -27,7 +27,7 @@ from shared import endpoint_secrets, storage
 from shared.auth.settings import local_token_url
 from shared.catalogue import migrations
 from shared.settings import Settings
-from shared.stack import ceph, clamav, postgres, processes
+from shared.stack import ceph, clamav, postgres, processes, prometheus
 from shared.stack.layout import FUNCTIONS, Layout, folder_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -240,7 +240,7 @@ def _check_port_base(layout: Layout) -> None:
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     except (OSError, ValueError):
         return
-    first, last = layout.port_base, layout.postgres_port
+    first, last = layout.port_base, layout.prometheus_port
     if first <= high and last >= low:
         raise StackError(
             f"AUXIP_PORT_BASE={layout.port_base} puts the stack's ports {first}-{last} in the "
@@ -248,8 +248,9 @@ def _check_port_base(layout: Layout) -> None:
         )
 
 
-def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
-    """Start what is not running; `services_only` leaves out the router and functions."""
+def up(settings: Settings, *, services_only: bool = False, monitoring: bool = False) -> StackInfo:
+    """Start what is not running; `services_only` leaves out the router and functions,
+    `monitoring` adds a Prometheus scraping every function (shared.stack.prometheus)."""
     began = time.monotonic()
     layout = Layout(settings.port_base)
     _check_port_base(layout)
@@ -336,6 +337,14 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
         for service, was in started:  # they start in parallel; wait for each in turn
             _wait_http(layout.function_url(service) + "/", 60.0, state, service)
             track(service, was, layout.function_url(service))
+        if monitoring:
+            was = processes.is_alive(state, prometheus.NAME)
+            try:
+                prometheus.start(state, layout, [service for service, _ in started])
+                prometheus.wait_ready(state, layout)
+            except (prometheus.PrometheusError, RuntimeError) as error:
+                raise StackError(f"{error}{log_tail(state, prometheus.NAME)}") from None
+            track(prometheus.NAME, was, prometheus.url(layout))
 
     return StackInfo(s, layout, how, services, time.monotonic() - began)
 
@@ -345,7 +354,7 @@ def down(settings: Settings) -> list[str]:
     state = settings.state_dir.resolve()
     # Clients first, all at once; then the servers, newest first (radosgw before the OSD
     # before the monitor: each shuts down cleanly while the one below still answers).
-    return processes.stop_all(state, waves=[[*FUNCTIONS, ROUTER, TOKEN_ISSUER]])
+    return processes.stop_all(state, waves=[[prometheus.NAME, *FUNCTIONS, ROUTER, TOKEN_ISSUER]])
 
 
 def status(settings: Settings) -> list[Service]:
@@ -358,6 +367,7 @@ def status(settings: Settings) -> list[Service]:
         "radosgw": layout.s3_endpoint,
         ROUTER: layout.router_url,
         **{f: layout.function_url(f) for f in FUNCTIONS},
+        prometheus.NAME: prometheus.url(layout),
     }
     return [
         Service(p.name, processes.pid(state, p.name), endpoints.get(p.name, ""))

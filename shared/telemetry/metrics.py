@@ -102,7 +102,7 @@ def dead_lettered(event_type: str) -> None:
     DEAD_LETTERS.labels(event_type).inc()
 
 
-def _known_label_values(function: str) -> list[tuple[Counter, list[tuple[str, ...]]]]:
+def _known_label_values(function: str) -> list[tuple[Counter | Histogram, list[tuple[str, ...]]]]:
     """The series `function` records whose label values are known before any event."""
     # Imported here: these modules record metrics themselves (import cycle at module level).
     if function == "ingest":
@@ -114,7 +114,8 @@ def _known_label_values(function: str) -> list[tuple[Counter, list[tuple[str, ..
     if function == "publish":
         from shared.naming import DEFAULT_TYPES
 
-        return [(FILES_OUT, [(t,) for t in DEFAULT_TYPES])]
+        return [(FILES_OUT, [(t,) for t in DEFAULT_TYPES]),
+                (TIMELINESS, [(t,) for t in DEFAULT_TYPES])]
     if function == "deadletter":
         from events.registry import DATA_MODELS
 
@@ -133,6 +134,15 @@ def initialise(function: str) -> None:
     for counter, label_values in _known_label_values(function):
         for values in label_values:
             counter.labels(*values)
+
+
+def route_known(route: str) -> None:
+    """A route's transfer series at zero (routes live in the catalogue: the route function
+    names them at each sweep)."""
+    for outcome in ("completed", "failed"):
+        TRANSFERS.labels(route, outcome)
+    TRANSFER_SECONDS.labels(route)
+    TRANSFER_BYTES.labels(route)
 
 
 def registry() -> CollectorRegistry:
