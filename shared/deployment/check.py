@@ -15,8 +15,8 @@ from shared.deployment.paths import OVERLAYS, Tree
 
 # Types a Trigger may select: auxip's own, and those Knative sources produce.
 KNOWN_EVENT_TYPES = frozenset({*DATA_MODELS, types.KAFKA_RECORD, types.PING})
-RENDERED_HEADER = ("# Rendered by `make manifests` (kubectl kustomize knative/overlays/{overlay}): "
-                   "apply this file, edit the sources.\n")
+RENDERED_HEADER = ("# `kubectl kustomize knative/overlays/{overlay}` by `make manifests`: "
+                   "apply this file,\n# edit the sources.\n")
 
 
 @dataclass

@@ -543,7 +543,8 @@ def _abs(args: list[Value], errors: Errors) -> int:
 _FUNCTIONS: dict[str, tuple[int, int | None, Value, Callable[[list[Value], Errors], Value]]] = {
     "LENGTH": (1, 1, 0, lambda args, _errors: len(_to_str(args[0]))),
     "CONCAT": (0, None, "", lambda args, _errors: "".join(_to_str(a) for a in args)),
-    "CONCAT_WS": (1, None, "", lambda args, _errors: _to_str(args[0]).join(_to_str(a) for a in args[1:])),
+    "CONCAT_WS": (1, None, "",
+                  lambda args, _errors: _to_str(args[0]).join(_to_str(a) for a in args[1:])),
     "LOWER": (1, 1, "", lambda args, _errors: _to_str(args[0]).lower()),
     "UPPER": (1, 1, "", lambda args, _errors: _to_str(args[0]).upper()),
     "TRIM": (1, 1, "", lambda args, _errors: _to_str(args[0]).strip()),

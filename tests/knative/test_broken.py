@@ -160,14 +160,15 @@ def test_hand_edited_generated_file(tree_copy):
 
 
 def test_kind_without_model_or_schema(tree_copy):
-    add_resource(tree_copy, "topic.yaml",
-                 "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaTopic\nmetadata: {name: t, namespace: auxip}\n")
+    add_resource(tree_copy, "topic.yaml", "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaTopic\n"
+                                          "metadata: {name: t, namespace: auxip}\n")
     assert "KafkaTopic auxip/t: no model for kafka.strimzi.io/v1beta2 KafkaTopic and no schema" \
         in problems(tree_copy)
 
 
 def test_kubernetes_kinds_are_checked_against_the_apis_schema(tree_copy):
-    edit(tree_copy.overlay("local") / "namespace.yaml", "metadata:", "spec: {finalizers: kubernetes}\nmetadata:")
+    edit(tree_copy.overlay("local") / "namespace.yaml", "metadata:",
+         "spec: {finalizers: kubernetes}\nmetadata:")
     add_resource(tree_copy, "job.yaml", """\
 apiVersion: batch/v1
 kind: Job

@@ -56,10 +56,10 @@ def test_the_environments_own_kubectl_renders_without_any_on_path(tmp_path):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_rendered_files_are_kubectls_output(overlay):
     text = Tree().rendered(overlay).read_text(encoding="utf-8")
-    header, body = text.split("\n", 1)
-    assert header.startswith("# Rendered by `make manifests` (kubectl kustomize")
-    assert body == subprocess.run([str(kustomize.kubectl()), "kustomize", str(Tree().overlay(overlay))],
-                                  capture_output=True, text=True, check=True).stdout
+    header, body = text.split("\n", 2)[:2], text.split("\n", 2)[2]
+    assert header[0].startswith(f"# `kubectl kustomize knative/overlays/{overlay}` by `make")
+    kubectl = [str(kustomize.kubectl()), "kustomize", str(Tree().overlay(overlay))]
+    assert body == subprocess.run(kubectl, capture_output=True, text=True, check=True).stdout
 
 
 @pytest.mark.parametrize(("image", "expected"), [
@@ -85,7 +85,8 @@ def test_split_image():
 
 def test_kustomize_errors_are_reported_with_the_folder(tmp_path):
     write(tmp_path, {"kustomization.yaml": "resources: [missing.yaml]\n"})
-    with pytest.raises(kustomize.KustomizeError, match=f"{tmp_path}: kubectl kustomize: .*missing.yaml"):
+    with pytest.raises(kustomize.KustomizeError,
+                       match=f"{tmp_path}: kubectl kustomize: .*missing.yaml"):
         kustomize.render(tmp_path)
 
 

@@ -108,5 +108,6 @@ def test_the_services_carry_what_the_scrape_configuration_reads():
     for service in (d for d in documents if d["kind"] == "Service"):
         template = service["spec"]["template"]
         assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
-        assert template["metadata"]["labels"]["app.kubernetes.io/name"] == service["metadata"]["name"]
+        name = service["metadata"]["name"]
+        assert template["metadata"]["labels"]["app.kubernetes.io/name"] == name
         assert template["spec"]["containers"][0]["name"] == "function"

@@ -75,8 +75,9 @@ def activity(monitored: stack_up.StackInfo, tmp_path_factory: pytest.TempPathFac
     """What happened, once every target was scraped (so the series starting at zero are
     in Prometheus before the first event)."""
     info, s = monitored, monitored.settings
-    wait_until("every function scraped up", lambda: len(_up(info)) == len(stack_up.function_folders()),
-               timeout_s=60, report=lambda: prom(info, "/api/v1/targets")["activeTargets"])
+    functions = len(stack_up.function_folders())
+    wait_until("every function scraped up", lambda: len(_up(info)) == functions, timeout_s=60,
+               report=lambda: prom(info, "/api/v1/targets")["activeTargets"])
     truncate_catalogue(s.database_url)
     with psycopg.connect(s.database_url, autocommit=True) as conn:
         route = config.Route.model_validate({
@@ -122,7 +123,8 @@ def activity(monitored: stack_up.StackInfo, tmp_path_factory: pytest.TempPathFac
         s, "SELECT 1 FROM products WHERE id = %s AND online", evicted["id"]), timeout_s=60)
     # Two scrapes after the last event: every increase above is in Prometheus.
     settled = time.monotonic()
-    wait_until("the last events scraped", lambda: _value(info, "sum(auxip_products_evicted_total)") >= 1
+    wait_until("the last events scraped",
+               lambda: _value(info, "sum(auxip_products_evicted_total)") >= 1
                and time.monotonic() - settled > 3 * _seconds(prometheus.LOCAL_INTERVAL),
                timeout_s=60)
     return {"published": len(names), "evicted_type": evicted["product_type"]}
