@@ -1,4 +1,5 @@
-"""`python -m deployment`: generate, render and check the Knative manifests.
+"""`python -m deployment`: generate, render (kubectl kustomize) and check the Knative
+manifests.
 
     generate                 rewrite the generated files of knative/base/
     render OVERLAY           print an overlay's manifests (--image, --function, --output)
@@ -37,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in generate.write(tree):
                 print(f"wrote {path.relative_to(tree.root)}", file=sys.stderr)
         elif args.command == "render":
-            images = (kustomize.Image.parse_override("auxip", args.image),) if args.image else ()
-            documents = kustomize.render(tree.overlay(args.overlay), images)
+            documents = kustomize.render(tree.overlay(args.overlay), args.image)
             if args.function:
                 documents = selection.of_function(documents, args.function)
             text = dump_all(documents)

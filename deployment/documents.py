@@ -2,10 +2,12 @@
 
 Knative kinds with a published model (cloudcoil's pydantic models of Serving and Eventing)
 are validated by it, and any field the model does not know is reported too (the models
-ignore unknown fields; Kubernetes would refuse or silently drop them). Other kinds are
-validated by a JSON Schema of knative/schemas/: `<Kind>-<name>.json` for one object (a
-ConfigMap, a Secret), else `<Kind>.json`. A kind with neither is a problem: every document
-the deployment applies is checked.
+ignore unknown fields; Kubernetes would refuse or silently drop them). Kubernetes' own kinds
+(Namespace, ConfigMap, Secret...) are validated by kubernetes-validate against the API's
+OpenAPI schemas, strictly (unknown fields are errors). knative/schemas/ adds what neither
+knows: `<Kind>-<name>.json` for one object (what auxip-config and the Secret may hold), else
+`<Kind>.json` (KafkaSource, which has no published model). A kind with neither is a problem:
+every document the deployment applies is checked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+# The Kubernetes API version whose schemas core objects are checked against (the newest that
+# kubernetes-validate ships: the objects here are stable v1 kinds).
+KUBERNETES_VERSION = "1.37.0"
 MODELS: dict[tuple[str, str], str] = {
     ("serving.knative.dev/v1", "Service"): "cloudcoil.models.knative_serving.serving.v1:Service",
     ("eventing.knative.dev/v1", "Broker"): "cloudcoil.models.knative_eventing.eventing.v1:Broker",
@@ -46,16 +51,33 @@ def describe(document: dict) -> str:
 def problems(document: dict, schemas: Path) -> list[str]:
     where = describe(document)
     key = (str(document.get("apiVersion")), str(document.get("kind")))
+    schema = schema_for(document, schemas)
     if key in MODELS:
         found = list(_model_problems(document, _model(MODELS[key])))
     else:
-        schema = schema_for(document, schemas)
-        if schema is None:
+        core = _kubernetes_problems(document)
+        if core is None and schema is None:
             return [f"{where}: no model for {key[0]} {key[1]} and no schema in {schemas} "
                     f"({key[1]}-<name>.json or {key[1]}.json)"]
-        found = list(_schema_problems(document, schema))
+        found = core or []
+    if schema is not None:
+        found += list(_schema_problems(document, schema))
     found += list(_cpu_problems(document))
     return [f"{where}: {problem}" for problem in found]
+
+
+def _kubernetes_problems(document: dict) -> list[str] | None:
+    """Problems of a Kubernetes kind by the API's own schema; None for a kind it has not."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        return None
+    except kubernetes_validate.ValidationError as error:
+        path = ".".join(str(p) for p in error.path) or "(document)"
+        return [f"{path}: {error.message}"]
+    return []
 
 
 @cache

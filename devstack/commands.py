@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 def _function_url(s: Settings, name: str) -> str | None:
     if name not in FUNCTIONS:
         return None
-    port_base = s.port_base if isinstance(s, StackSettings) else StackStackSettings().port_base
+    port_base = s.port_base if isinstance(s, StackSettings) else StackSettings().port_base
     return Layout(port_base).function_url(name)
 
 
@@ -41,10 +41,15 @@ def up(
     services_only: bool = typer.Option(
         False, "--services-only", help="PostgreSQL, clamd and S3 only: no router, no functions"
     ),
+    with_monitoring: bool = typer.Option(
+        False, "--with-monitoring",
+        help="also a Prometheus scraping every function, with the alerting rules of knative/",
+    ),
 ) -> None:
     """Start the local stack in the background (what runs already is kept)."""
     try:
-        info = stack.up(StackSettings(), services_only=services_only)
+        info = stack.up(StackSettings(), services_only=services_only,
+                        monitoring=with_monitoring)
     except Exception as error:  # every failure here is reported the same way: with its log
         console.print(f"[red]auxip up failed:[/red] {error}", markup=True, highlight=False)
         raise typer.Exit(1) from None

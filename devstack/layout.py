@@ -46,6 +46,11 @@ class Layout:
         return self.port_base + 33
 
     @property
+    def prometheus_port(self) -> int:
+        """Only with `auxip up --with-monitoring`."""
+        return self.port_base + 35
+
+    @property
     def router_url(self) -> str:
         return f"http://{self.host}:{self.router_port}"
 

@@ -137,6 +137,11 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def clean_catalogue(db_url: str) -> None:
     """Empties every catalogue table (the migrations' record stays) before the test."""
+    truncate_catalogue(db_url)
+
+
+def truncate_catalogue(db_url: str) -> None:
+    """Every catalogue table emptied (the migrations' record stays)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         tables = [row[0] for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"

@@ -6,14 +6,19 @@ integer and boolean literals; attribute identifiers; = != <> < <= > >=; + - * / 
 [NOT] IN (...); functions LOWER UPPER LENGTH CONCAT CONCAT_WS TRIM LEFT RIGHT SUBSTRING
 ABS INT BOOL STRING.
 
-Semantics follow the spec and its conformance suite (TCK):
+Semantics follow the spec and its conformance suite (tests/devstack/router/cesql_tck/, run by the
+tests):
 - every attribute is a String; operators cast their operands (`sequence = 5` compares
   integers; for `=`, `!=`, `<>` and IN the right-hand/left-hand type decides the cast);
 - integers are 32-bit, arithmetic wraps, division truncates towards zero;
 - AND and OR short-circuit, so `type = 'x' OR missing = 'y'` is true for type x;
-- a missing attribute, a failed cast or a division by zero is an evaluation error, and a
-  filter whose evaluation errs (or yields a non-boolean) does not match. The evaluator stops
-  at the first error (the spec's "fail fast" mode), which gives the same filter outcome.
+- evaluation is total: an error (a missing attribute, a failed cast, a division by zero, a
+  function given bad arguments) is collected with its kind, and the expression still has a
+  value. An operator whose operand failed to evaluate is the zero value of its type (false,
+  0, ''), so `missing <= 2` is false; a failed cast inside an operator gives the zero value
+  of the type cast to, and the operator goes on (`NOT 10` is true, with a cast error); a
+  function in error returns what the spec says (`ABS(-2147483648)` is 2147483647).
+- as a filter, an expression matches only when it evaluates to true without any error;
 - operator precedence and grouping are those of the reference grammar (see cesql.lark).
 
 Syntax errors, unknown functions and wrong arities are reported when parsing, so a bad
@@ -33,7 +38,8 @@ from lark.exceptions import LarkError
 
 Value = str | int | bool
 Attributes = Mapping[str, str]
-_Node = Callable[[Attributes], Value]
+Errors = list["CesqlEvaluationError"]
+_Node = Callable[[Attributes, Errors], Value]
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
@@ -45,9 +51,17 @@ _MAX_DEPTH = 100
 class CesqlError(Exception):
     """Anything wrong with a CESQL expression; the only exception this module raises."""
 
+    kind = "generic"
+
 
 class CesqlSyntaxError(CesqlError):
-    pass
+    kind = "parse"
+
+
+class CesqlMissingFunctionError(CesqlSyntaxError):
+    """No function of that name takes that many arguments."""
+
+    kind = "missingFunction"
 
 
 class CesqlEvaluationError(CesqlError):
@@ -61,16 +75,23 @@ class Expression:
     source: str
     _evaluate: _Node
 
+    def evaluate_all(self, attributes: Attributes) -> tuple[Value, list[CesqlEvaluationError]]:
+        """The expression's value and the errors met computing it, in order."""
+        errors: Errors = []
+        value = self._evaluate(attributes, errors)
+        return value, errors
+
     def evaluate(self, attributes: Attributes) -> Value:
-        """The expression's value; raises CesqlEvaluationError at the first error."""
-        return self._evaluate(attributes)
+        """The expression's value; raises the first CesqlEvaluationError met."""
+        value, errors = self.evaluate_all(attributes)
+        if errors:
+            raise errors[0]
+        return value
 
     def matches(self, attributes: Attributes) -> bool:
         """Filter semantics: true only for a boolean true reached without any error."""
-        try:
-            return self._evaluate(attributes) is True
-        except CesqlEvaluationError:
-            return False
+        value, errors = self.evaluate_all(attributes)
+        return value is True and not errors
 
 
 def parse(source: str) -> Expression:
@@ -121,16 +142,24 @@ def _children(node: Tree, depth: int) -> list[_Node]:
     return [_compile(child, depth) for child in node.children if isinstance(child, Tree)]
 
 
+def _operands(nodes: list[_Node], attributes: Attributes, errors: Errors) -> list[Value] | None:
+    """The operands' values, or None when one of them erred (the operator is then its zero
+    value: a subexpression over a missing attribute is false)."""
+    before = len(errors)
+    values = [node(attributes, errors) for node in nodes]
+    return None if len(errors) > before else values
+
+
 def _integer(node: Tree, depth: int) -> _Node:
     value = int(node.children[0])
     if value > _INT_MAX:
         raise CesqlSyntaxError(f"integer literal {value} is not a 32-bit integer")
-    return lambda _attributes: value
+    return lambda _attributes, _errors: value
 
 
 def _string(node: Tree, depth: int) -> _Node:
     value = _unquote(str(node.children[0]))
-    return lambda _attributes: value
+    return lambda _attributes, _errors: value
 
 
 def _unquote(token: str) -> str:
@@ -157,10 +186,11 @@ def _unquote(token: str) -> str:
 def _attribute(node: Tree, depth: int) -> _Node:
     name = _attribute_name(node.children[0])
 
-    def read(attributes: Attributes) -> Value:
+    def read(attributes: Attributes, errors: Errors) -> Value:
         value = attributes.get(name)
         if value is None:
-            raise CesqlEvaluationError("missingAttribute", f"no attribute {name!r}")
+            errors.append(CesqlEvaluationError("missingAttribute", f"no attribute {name!r}"))
+            return False
         return value if isinstance(value, (str, int)) else str(value)
 
     return read
@@ -177,59 +207,92 @@ def _attribute_name(token: Token) -> str:
 
 def _exists(node: Tree, depth: int) -> _Node:
     name = _attribute_name(node.children[1])
-    return lambda attributes: attributes.get(name) is not None
+    return lambda attributes, _errors: attributes.get(name) is not None
 
 
 def _not(node: Tree, depth: int) -> _Node:
-    (operand,) = _children(node, depth)
-    return lambda attributes: not _to_bool(operand(attributes))
+    operands = _children(node, depth)
+
+    def run(attributes: Attributes, errors: Errors) -> Value:
+        values = _operands(operands, attributes, errors)
+        return False if values is None else not _to_bool(values[0], errors)
+
+    return run
 
 
 def _neg(node: Tree, depth: int) -> _Node:
     child = node.children[0]
     if isinstance(child, Tree) and child.data == "integer" and int(child.children[0]) == 2**31:
-        return lambda _attributes: _INT_MIN  # the one literal only writable negated
-    (operand,) = _children(node, depth)
-    return lambda attributes: _wrap(-_to_int(operand(attributes)))
+        return lambda _attributes, _errors: _INT_MIN  # the one literal only writable negated
+    operands = _children(node, depth)
+
+    def run(attributes: Attributes, errors: Errors) -> Value:
+        values = _operands(operands, attributes, errors)
+        return 0 if values is None else _wrap(-_to_int(values[0], errors))
+
+    return run
 
 
 def _logic(kind: str) -> Callable[[Tree, int], _Node]:
     def build(node: Tree, depth: int) -> _Node:
         left, right = _children(node, depth)
-        if kind == "and":
-            return lambda a: _to_bool(left(a)) and _to_bool(right(a))
-        if kind == "or":
-            return lambda a: _to_bool(left(a)) or _to_bool(right(a))
-        return lambda a: _to_bool(left(a)) != _to_bool(right(a))
+
+        def run(attributes: Attributes, errors: Errors) -> Value:
+            first = _operands([left], attributes, errors)
+            if first is None:
+                return False
+            x = _to_bool(first[0], errors)
+            # Short circuit: the right operand is not evaluated, so it cannot err.
+            if (kind == "and" and not x) or (kind == "or" and x):
+                return x
+            second = _operands([right], attributes, errors)
+            if second is None:
+                return False
+            y = _to_bool(second[0], errors)
+            return x != y if kind == "xor" else y
+
+        return run
 
     return build
 
 
+_ORDERINGS: dict[str, Callable[[int, int], bool]] = {
+    "<": lambda x, y: x < y,
+    "<=": lambda x, y: x <= y,
+    ">": lambda x, y: x > y,
+    ">=": lambda x, y: x >= y,
+}
+
+
 def _compare(node: Tree, depth: int) -> _Node:
     left_node, op_token, right_node = node.children
-    left, right = _compile(left_node, depth), _compile(right_node, depth)
+    operands = [_compile(left_node, depth), _compile(right_node, depth)]
     op = str(op_token)
-    if op == "=":
-        return lambda a: _equal(left(a), right(a))
-    if op in ("!=", "<>"):
-        return lambda a: not _equal(left(a), right(a))
-    ordering: dict[str, Callable[[int, int], bool]] = {
-        "<": lambda x, y: x < y,
-        "<=": lambda x, y: x <= y,
-        ">": lambda x, y: x > y,
-        ">=": lambda x, y: x >= y,
-    }
-    test = ordering[op]
-    return lambda a: test(_to_int(left(a)), _to_int(right(a)))
+
+    def run(attributes: Attributes, errors: Errors) -> Value:
+        values = _operands(operands, attributes, errors)
+        if values is None:
+            return False
+        x, y = values
+        if op == "=":
+            return _equal(x, y, errors)
+        if op in ("!=", "<>"):
+            return not _equal(x, y, errors)
+        return _ORDERINGS[op](_to_int(x, errors), _to_int(y, errors))
+
+    return run
 
 
 def _arith(node: Tree, depth: int) -> _Node:
     left_node, op_token, right_node = node.children
-    left, right = _compile(left_node, depth), _compile(right_node, depth)
+    operands = [_compile(left_node, depth), _compile(right_node, depth)]
     op = str(op_token)
 
-    def apply(a: Attributes) -> Value:
-        x, y = _to_int(left(a)), _to_int(right(a))
+    def run(attributes: Attributes, errors: Errors) -> Value:
+        values = _operands(operands, attributes, errors)
+        if values is None:
+            return 0
+        x, y = _to_int(values[0], errors), _to_int(values[1], errors)
         if op == "+":
             return _wrap(x + y)
         if op == "-":
@@ -237,11 +300,12 @@ def _arith(node: Tree, depth: int) -> _Node:
         if op == "*":
             return _wrap(x * y)
         if y == 0:
-            raise CesqlEvaluationError("math", "division by zero")
+            errors.append(CesqlEvaluationError("math", "division by zero"))
+            return 0
         quotient = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
         return _wrap(quotient if op == "/" else x - y * quotient)
 
-    return apply
+    return run
 
 
 def _like(negated: bool) -> Callable[[Tree, int], _Node]:
@@ -249,22 +313,32 @@ def _like(negated: bool) -> Callable[[Tree, int], _Node]:
         subject = _compile(node.children[0], depth)
         pattern_tree = next(c for c in node.children[1:] if isinstance(c, Tree))
         pattern = _like_pattern(_unquote(str(pattern_tree.children[0])))
-        return lambda a: _like_match(_to_str(subject(a)), pattern) != negated
+
+        def run(attributes: Attributes, errors: Errors) -> Value:
+            values = _operands([subject], attributes, errors)
+            if values is None:
+                return False
+            return _like_match(_to_str(values[0]), pattern) != negated
+
+        return run
 
     return build
 
 
 def _in(negated: bool) -> Callable[[Tree, int], _Node]:
     def build(node: Tree, depth: int) -> _Node:
-        subject, *members = _children(node, depth)
+        operands = _children(node, depth)
 
-        def test(a: Attributes) -> bool:
-            value = subject(a)
+        def run(attributes: Attributes, errors: Errors) -> Value:
+            values = _operands(operands, attributes, errors)
+            if values is None:
+                return False
+            value, *members = values
             target = type(value)
-            found = any(_cast(member(a), target) == value for member in members)
+            found = any(_cast(member, target, errors) == value for member in members)
             return found != negated
 
-        return test
+        return run
 
     return build
 
@@ -274,19 +348,24 @@ def _call(node: Tree, depth: int) -> _Node:
     arguments = [_compile(child, depth) for child in node.children[1:] if child is not None]
     entry = _FUNCTIONS.get(name)
     if entry is None:
-        raise CesqlSyntaxError(f"unknown function {name}")
-    least, most, implementation = entry
+        raise CesqlMissingFunctionError(f"unknown function {name}")
+    least, most, zero, implementation = entry
     if len(arguments) < least or (most is not None and len(arguments) > most):
-        raise CesqlSyntaxError(f"function {name} does not take {len(arguments)} arguments")
-    return lambda a: implementation([argument(a) for argument in arguments])
+        raise CesqlMissingFunctionError(f"function {name} does not take {len(arguments)} arguments")
+
+    def run(attributes: Attributes, errors: Errors) -> Value:
+        values = _operands(arguments, attributes, errors)
+        return zero if values is None else implementation(values, errors)
+
+    return run
 
 
 def _true(node: Tree, depth: int) -> _Node:
-    return lambda _attributes: True
+    return lambda _attributes, _errors: True
 
 
 def _false(node: Tree, depth: int) -> _Node:
-    return lambda _attributes: False
+    return lambda _attributes, _errors: False
 
 
 _RULES: dict[str, Callable[[Tree, int], _Node]] = {
@@ -311,14 +390,14 @@ _RULES: dict[str, Callable[[Tree, int], _Node]] = {
 }
 
 
-# -- types and casts -----------------------------------------------------------------------
+# -- types and casts: a failed cast is an error and the zero value of the target type --------
 
 
 def _wrap(value: int) -> int:
     return (value - _INT_MIN) % 2**32 + _INT_MIN
 
 
-def _to_int(value: Value) -> int:
+def _to_int(value: Value, errors: Errors) -> int:
     if type(value) is bool:
         return int(value)
     if type(value) is int:
@@ -328,22 +407,25 @@ def _to_int(value: Value) -> int:
         number = int(text)
         if _INT_MIN <= number <= _INT_MAX:
             return number
-    raise CesqlEvaluationError("cast", f"{text[:40]!r} is not a 32-bit integer")
+    errors.append(CesqlEvaluationError("cast", f"{text[:40]!r} is not a 32-bit integer"))
+    return 0
 
 
-def _to_bool(value: Value, *, explicit: bool = False) -> bool:
+def _to_bool(value: Value, errors: Errors, *, explicit: bool = False) -> bool:
     if type(value) is bool:
         return value
     if type(value) is int:
         if explicit:
             return value != 0
-        raise CesqlEvaluationError("cast", f"integer {value} used as a boolean")
+        errors.append(CesqlEvaluationError("cast", f"integer {value} used as a boolean"))
+        return False
     text = str(value).lower()
     if text == "true":
         return True
     if text == "false":
         return False
-    raise CesqlEvaluationError("cast", f"{str(value)[:40]!r} is not a boolean")
+    errors.append(CesqlEvaluationError("cast", f"{str(value)[:40]!r} is not a boolean"))
+    return False
 
 
 def _to_str(value: Value) -> str:
@@ -352,19 +434,19 @@ def _to_str(value: Value) -> str:
     return str(value)
 
 
-def _cast(value: Value, target: type) -> Value:
+def _cast(value: Value, target: type, errors: Errors) -> Value:
     if target is bool:
-        return _to_bool(value)
+        return _to_bool(value, errors)
     if target is int:
-        return _to_int(value)
+        return _to_int(value, errors)
     return _to_str(value)
 
 
-def _equal(left: Value, right: Value) -> bool:
+def _equal(left: Value, right: Value, errors: Errors) -> bool:
     # `=` is ambiguous (String, Integer, Boolean): the right operand's type decides.
     if type(left) is type(right):
         return left == right
-    return _cast(left, type(right)) == right
+    return _cast(left, type(right), errors) == right
 
 
 # -- LIKE ----------------------------------------------------------------------------------
@@ -409,57 +491,68 @@ def _like_match(text: str, pattern: list[object]) -> bool:
     return p == len(pattern)
 
 
-# -- built-in functions --------------------------------------------------------------------
+# -- built-in functions: on bad arguments, an error and the value the spec gives --------------
 
 
-def _substring(args: list[Value]) -> str:
-    text, position = _to_str(args[0]), _to_int(args[1])
+def _function_error(errors: Errors, message: str, kind: str = "functionEvaluation") -> None:
+    errors.append(CesqlEvaluationError(kind, message))
+
+
+def _substring(args: list[Value], errors: Errors) -> str:
+    text, position = _to_str(args[0]), _to_int(args[1], errors)
     if position > len(text) or position < -len(text):
-        raise CesqlEvaluationError("functionEvaluation", "SUBSTRING position out of range")
+        _function_error(errors, "SUBSTRING position out of range")
+        return ""
     if position == 0:
         return ""
     start = position - 1 if position > 0 else len(text) + position
     if len(args) == 2:
         return text[start:]
-    length = _to_int(args[2])
+    length = _to_int(args[2], errors)
     if length < 0:
-        raise CesqlEvaluationError("functionEvaluation", "SUBSTRING length is negative")
+        _function_error(errors, "SUBSTRING length is negative")
+        return ""
     return text[start : start + length]
 
 
-def _left(args: list[Value]) -> str:
-    text, count = _to_str(args[0]), _to_int(args[1])
+def _left(args: list[Value], errors: Errors) -> str:
+    text, count = _to_str(args[0]), _to_int(args[1], errors)
     if count < 0:
-        raise CesqlEvaluationError("functionEvaluation", "LEFT length is negative")
+        _function_error(errors, "LEFT length is negative")
+        return text
     return text[:count]
 
 
-def _right(args: list[Value]) -> str:
-    text, count = _to_str(args[0]), _to_int(args[1])
+def _right(args: list[Value], errors: Errors) -> str:
+    text, count = _to_str(args[0]), _to_int(args[1], errors)
     if count < 0:
-        raise CesqlEvaluationError("functionEvaluation", "RIGHT length is negative")
+        _function_error(errors, "RIGHT length is negative")
+        return text
     return text[len(text) - count :] if count < len(text) else text
 
 
-def _abs(args: list[Value]) -> int:
-    value = _to_int(args[0])
+def _abs(args: list[Value], errors: Errors) -> int:
+    value = _to_int(args[0], errors)
     if value == _INT_MIN:
-        raise CesqlEvaluationError("math", "ABS overflows a 32-bit integer")
+        _function_error(errors, "ABS overflows a 32-bit integer", "math")
+        return _INT_MAX
     return abs(value)
 
 
-_FUNCTIONS: dict[str, tuple[int, int | None, Callable[[list[Value]], Value]]] = {
-    "LENGTH": (1, 1, lambda args: len(_to_str(args[0]))),
-    "CONCAT": (0, None, lambda args: "".join(_to_str(a) for a in args)),
-    "CONCAT_WS": (1, None, lambda args: _to_str(args[0]).join(_to_str(a) for a in args[1:])),
-    "LOWER": (1, 1, lambda args: _to_str(args[0]).lower()),
-    "UPPER": (1, 1, lambda args: _to_str(args[0]).upper()),
-    "TRIM": (1, 1, lambda args: _to_str(args[0]).strip()),
-    "LEFT": (2, 2, _left),
-    "RIGHT": (2, 2, _right),
-    "SUBSTRING": (2, 3, _substring),
-    "ABS": (1, 1, _abs),
-    "INT": (1, 1, lambda args: _to_int(args[0])),
-    "BOOL": (1, 1, lambda args: _to_bool(args[0], explicit=True)),
-    "STRING": (1, 1, lambda args: _to_str(args[0])),
+# name: (least arguments, most or None, zero value of the result, implementation)
+_FUNCTIONS: dict[str, tuple[int, int | None, Value, Callable[[list[Value], Errors], Value]]] = {
+    "LENGTH": (1, 1, 0, lambda args, _errors: len(_to_str(args[0]))),
+    "CONCAT": (0, None, "", lambda args, _errors: "".join(_to_str(a) for a in args)),
+    "CONCAT_WS": (1, None, "",
+                  lambda args, _errors: _to_str(args[0]).join(_to_str(a) for a in args[1:])),
+    "LOWER": (1, 1, "", lambda args, _errors: _to_str(args[0]).lower()),
+    "UPPER": (1, 1, "", lambda args, _errors: _to_str(args[0]).upper()),
+    "TRIM": (1, 1, "", lambda args, _errors: _to_str(args[0]).strip()),
+    "LEFT": (2, 2, "", _left),
+    "RIGHT": (2, 2, "", _right),
+    "SUBSTRING": (2, 3, "", _substring),
+    "ABS": (1, 1, 0, _abs),
+    "INT": (1, 1, 0, lambda args, errors: _to_int(args[0], errors)),
+    "BOOL": (1, 1, False, lambda args, errors: _to_bool(args[0], errors, explicit=True)),
+    "STRING": (1, 1, "", lambda args, _errors: _to_str(args[0])),
 }

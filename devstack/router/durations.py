@@ -1,47 +1,32 @@
-"""ISO-8601 durations as Knative's delivery fields use them (`PT0.5S`, `PT1M`, `P1D`).
+"""ISO 8601 durations as Knative's delivery fields write them (`PT0.5S`, `PT1M`, `P1D`),
+parsed by isodate.
 
-Years and months are converted with average lengths (365.2425 days, a twelfth of that), as
-the Go `period` package Knative uses does; any designator may carry a fraction.
+Years and months have no fixed length: they count as the Go `period` package Knative uses
+counts them, 365.2425 days a year and a twelfth of that a month.
 """
 
 from __future__ import annotations
 
-import re
+from datetime import timedelta
 
-_DURATION = re.compile(
-    r"P(?!$)"
-    r"(?:(?P<years>\d+(?:[.,]\d+)?)Y)?"
-    r"(?:(?P<months>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<weeks>\d+(?:[.,]\d+)?)W)?"
-    r"(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
-    r"(?:T(?=\d)"
-    r"(?:(?P<hours>\d+(?:[.,]\d+)?)H)?"
-    r"(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?"
-    r")?",
-    re.IGNORECASE,
-)
+import isodate
 
-_SECONDS = {
-    "years": 365.2425 * 86400,
-    "months": 365.2425 * 86400 / 12,
-    "weeks": 7 * 86400,
-    "days": 86400,
-    "hours": 3600,
-    "minutes": 60,
-    "seconds": 1,
-}
+_YEAR_S = 365.2425 * 86400
 
 
 def parse_seconds(text: str) -> float:
-    """Seconds in an ISO-8601 duration; ValueError names what is wrong."""
+    """Seconds in an ISO 8601 duration; ValueError names what is wrong."""
     if not isinstance(text, str):
-        raise ValueError(f"expected an ISO-8601 duration string such as PT0.5S, got {text!r}")
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not an ISO-8601 duration such as PT0.5S or PT2M")
-    return sum(
-        float(value.replace(",", ".")) * _SECONDS[unit]
-        for unit, value in match.groupdict().items()
-        if value is not None
-    )
+        raise ValueError(f"expected an ISO 8601 duration string such as PT0.5S, got {text!r}")
+    try:
+        parsed = isodate.parse_duration(text.strip())
+    except (isodate.ISO8601Error, ValueError):
+        raise ValueError(f"{text!r} is not an ISO 8601 duration such as PT0.5S or PT2M") from None
+    if isinstance(parsed, timedelta):
+        seconds = parsed.total_seconds()
+    else:
+        seconds = (float(parsed.years) * _YEAR_S + float(parsed.months) * _YEAR_S / 12
+                   + parsed.tdelta.total_seconds())
+    if seconds < 0:
+        raise ValueError(f"{text!r} is negative: a delay or timeout is a positive duration")
+    return seconds

@@ -21,10 +21,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from devstack.layout import Layout
 from devstack.settings import SECRET_KEYS_FILE, STATE_FILE, StackSettings, stack_settings
-from devstack.stack import ceph, clamav, postgres, processes
+from devstack.stack import ceph, clamav, postgres, processes, prometheus
 from functions import FUNCTIONS, folder_of
 from shared.adapters import endpoint_secrets, storage
 from shared.adapters.catalogue import migrations
@@ -203,7 +202,7 @@ def _check_port_base(layout: Layout) -> None:
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     except (OSError, ValueError):
         return
-    first, last = layout.port_base, layout.postgres_port
+    first, last = layout.port_base, layout.prometheus_port
     if first <= high and last >= low:
         raise StackError(
             f"AUXIP_PORT_BASE={layout.port_base} puts the stack's ports {first}-{last} in the "
@@ -211,8 +210,10 @@ def _check_port_base(layout: Layout) -> None:
         )
 
 
-def up(settings: StackSettings, *, services_only: bool = False) -> StackInfo:
-    """Start what is not running; `services_only` leaves out the router and functions."""
+def up(settings: StackSettings, *, services_only: bool = False,
+       monitoring: bool = False) -> StackInfo:
+    """Start what is not running; `services_only` leaves out the router and functions,
+    `monitoring` adds a Prometheus scraping every function (devstack.stack.prometheus)."""
     began = time.monotonic()
     layout = Layout(settings.port_base)
     _check_port_base(layout)
@@ -299,6 +300,14 @@ def up(settings: StackSettings, *, services_only: bool = False) -> StackInfo:
         for service, was in started:  # they start in parallel; wait for each in turn
             _wait_http(layout.function_url(service) + "/", 60.0, state, service)
             track(service, was, layout.function_url(service))
+        if monitoring:
+            was = processes.is_alive(state, prometheus.NAME)
+            try:
+                prometheus.start(state, layout, [service for service, _ in started])
+                prometheus.wait_ready(state, layout)
+            except (prometheus.PrometheusError, RuntimeError) as error:
+                raise StackError(f"{error}{log_tail(state, prometheus.NAME)}") from None
+            track(prometheus.NAME, was, prometheus.url(layout))
 
     return StackInfo(s, layout, how, services, time.monotonic() - began)
 
@@ -308,7 +317,7 @@ def down(settings: StackSettings) -> list[str]:
     state = settings.state_dir.resolve()
     # Clients first, all at once; then the servers, newest first (radosgw before the OSD
     # before the monitor: each shuts down cleanly while the one below still answers).
-    return processes.stop_all(state, waves=[[*FUNCTIONS, ROUTER, TOKEN_ISSUER]])
+    return processes.stop_all(state, waves=[[prometheus.NAME, *FUNCTIONS, ROUTER, TOKEN_ISSUER]])
 
 
 def status(settings: StackSettings) -> list[Service]:
@@ -321,6 +330,7 @@ def status(settings: StackSettings) -> list[Service]:
         "radosgw": layout.s3_endpoint,
         ROUTER: layout.router_url,
         **{f: layout.function_url(f) for f in FUNCTIONS},
+        prometheus.NAME: prometheus.url(layout),
     }
     return [
         Service(p.name, processes.pid(state, p.name), endpoints.get(p.name, ""))

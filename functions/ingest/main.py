@@ -21,6 +21,7 @@ from shared.pipeline.ingestion.stalled import resend_stalled
 
 # At start: a missing AUXIP_* setting stops the process here, named, not at each event.
 check_environment(scanner=True)
+metrics.outcomes_known(outcome.value for outcome in ingest.Outcome)
 
 log = logging.getLogger("auxip.ingest")
 

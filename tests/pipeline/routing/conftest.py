@@ -1,5 +1,5 @@
 """Routing tests run the poll and route steps against the test stack's PostgreSQL and RGW,
-an SFTP server and HTTP receivers on loopback (tests/routing/servers.py).
+an SFTP server and HTTP receivers on loopback (tests/pipeline/routing/servers.py).
 
 Pollers here write into their own inbox bucket (`routing-inbox`), which has no storage
 notification: the `file.arrived` the poller journals is the only announcement, and tests

@@ -7,7 +7,7 @@ and checksums, though B's poller is killed in the middle of a download and start
 - B: another database on the same PostgreSQL (`<test db>_b`) and its own buckets on the
   same RGW (`routing-b-*`). Its poller is the real poll function, run by
   functions-framework as its own process and woken by a PingSource-like event; the rest of
-  B's pipeline is run in this process from B's journal (tests/routing/pipeline.py).
+  B's pipeline is run in this process from B's journal (tests/pipeline/routing/pipeline.py).
 - Between them a pass-through proxy stops in the middle of the third download, so the
   test can kill B's poller there (SIGKILL: no clean-up of any kind).
 """
