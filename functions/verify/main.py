@@ -1,5 +1,5 @@
 """verify: a PingSource tick (every six hours) -> the scrub of catalogue against archive
-(shared.integrity.scrub: every product's objects listed, a random sample's bytes read,
+(shared.pipeline.integrity.scrub: every product's objects listed, a random sample's bytes read,
 orphans), and, unless the tick's data says `"repair": false`, what can be brought back
 without an operator is: a distribution object packaged again from its ingested copy, a
 polled product fetched again from its source. Findings are logged as errors and counted
@@ -16,9 +16,12 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from events import types
-from shared.integrity import repair, scrub
-from shared.runtime import current
-from shared.telemetry.instrument import instrumented
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry.instrument import instrumented
+from shared.pipeline.integrity import repair, scrub
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 log = logging.getLogger("auxip.verify")
 

@@ -9,7 +9,7 @@ import pytest
 from cloudevents.http import CloudEvent
 
 from events import bindings, types
-from shared.settings import Settings
+from shared.adapters.settings import Settings
 from tests.functions.conftest import client
 
 

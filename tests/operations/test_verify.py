@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from typer.testing import CliRunner
 
+from devstack import demo_products
+from devstack.stack.up import StackInfo
 from events import types
-from shared import demo_products, storage
-from shared.settings import Settings
-from shared.stack.up import StackInfo
+from shared.adapters import storage
+from shared.adapters.settings import Settings
 from tests.operations.conftest import cli, query, wait_until
 
 START = datetime(2025, 6, 1, tzinfo=UTC)

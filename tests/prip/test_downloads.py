@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared import storage
+from shared.adapters import storage
+from shared.adapters.telemetry import metrics
 from shared.prip import downloads
-from shared.telemetry import metrics
 from tests.prip.catalogue import BIG, BIG_SIZE, BY_NUMBER, Product, pid
 from tests.prip.conftest import MAX_PARALLEL, REPO, reset_caches
 

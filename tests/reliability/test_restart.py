@@ -26,12 +26,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared import demo_products, runtime, storage
-from shared.integrity import scrub
-from shared.stack import ceph, processes
-from shared.stack.up import StackInfo
+from devstack import demo_products
+from devstack.stack import ceph, processes
+from devstack.stack.up import StackInfo
+from shared.adapters import runtime, storage
+from shared.pipeline.integrity import scrub
+from tests.core import hostile
 from tests.reliability import clients, end_state, faults, orbits
-from tests.shared import hostile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack_restart, pytest.mark.timeout(600)]
 
