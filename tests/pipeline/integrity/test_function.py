@@ -20,7 +20,7 @@ from shared.adapters.runtime import Runtime
 from tests.pipeline.ingestion.conftest import Inbox
 from tests.pipeline.integrity.conftest import START, ingest_files, product, publish_all
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 
 
 @pytest.fixture
