@@ -572,7 +572,10 @@ def _ran_out_of_space(state: Path) -> bool:
     except OSError:
         return False
     last_run = text[text.rfind("process ceph-osd, pid"):]
-    return "bluefs enospc" in last_run or "ENOSPC from bluestore" in last_run
+    # BlueStore's words for it, in the data path and in BlueFS (RocksDB's files).
+    return any(sign in last_run for sign in (
+        "bluefs enospc", "ENOSPC from bluestore", "No space left on device",
+        "bluefs _allocate allocation failed", "failed to allocate"))
 
 
 def tail(state: Path, name: str, lines: int = 30) -> str:
