@@ -6,6 +6,8 @@ pass."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -82,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{outcome.summary}", flush=True)
         for line in outcome.details:
             print(f"    {line}", flush=True)
+    # For CI and dashboards: every check's status, NOT CHECKED included, in one file.
+    (context.out / "summary.json").write_text(json.dumps(
+        [dataclasses.asdict(outcome) for outcome in outcomes], indent=1) + "\n")
     print("\naudit summary:")
     for outcome in outcomes:
         print(f"  {outcome.step:<16} {outcome.status}")

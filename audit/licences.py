@@ -20,11 +20,16 @@ UNKNOWN = "UNKNOWN"  # what pip-licenses says when a package names no licence
 # "A OR B" is judged as "A AND B" (every licence named must be allowed): the stricter
 # reading, and no SPDX parser is needed for it.
 _SEPARATORS = re.compile(r"\s+(?:AND|OR|WITH)\s+|\s*;\s*")
-# Distribution files a wheel carries under .dist-info/sboms/ (PEP 770): what it bundles.
+# What a wheel says it bundles: SBOM files under .dist-info/sboms/ (PEP 770), and the
+# shared libraries auditwheel vendored into <package>.libs/ (whether its SBOM names them
+# or not).
 _BUNDLED = (
     "import importlib.metadata as m, json\n"
-    "print(json.dumps({d.metadata['Name']: [str(d.locate_file(f)) for f in d.files or ()\n"
-    "    if len(f.parts) > 1 and f.parts[-2] == 'sboms'] for d in m.distributions()}))"
+    "print(json.dumps({d.metadata['Name']: {\n"
+    "    'sboms': [str(d.locate_file(f)) for f in d.files or ()\n"
+    "              if len(f.parts) > 1 and f.parts[-2] == 'sboms'],\n"
+    "    'libraries': [f.as_posix() for f in d.files or () if f.parts[0].endswith('.libs')],\n"
+    "} for d in m.distributions()}))"
 )
 
 
@@ -115,26 +120,28 @@ def installed(context: Context) -> list[Package]:
 
 
 def bundled(context: Context) -> dict[str, list[str]]:
-    """Per package, the components its wheel says it bundles (C libraries, Rust crates)."""
+    """Per package, what its wheel bundles besides Python code (C libraries, Rust crates)."""
     done = context.run(context.runtime_python, "-c", _BUNDLED)
     if done.returncode != 0:
-        raise RuntimeError(f"listing bundled SBOMs failed: {done.stderr.strip()}")
+        raise RuntimeError(f"listing what wheels bundle failed: {done.stderr.strip()}")
     found: dict[str, list[str]] = {}
     for package, files in sorted(json.loads(done.stdout).items(), key=lambda kv: kv[0].lower()):
         components = set()
-        for file in files:
+        for file in files["sboms"]:
             try:
                 sbom = json.loads(Path(file).read_text())
             except (OSError, ValueError):
                 components.add(f"(not read: {Path(file).name} is not a CycloneDX JSON file)")
                 continue
             for component in sbom.get("components", []):
-                if component.get("name") == package:  # a wheel listing itself
+                if canonical(component.get("name", "")) == canonical(package):  # the wheel
                     continue
                 components.add(f"{component.get('name')} {component.get('version', '')}: "
                                f"{_component_licence(component)}")
-        if components:
-            found[package] = sorted(components)
+        lines = sorted(components)
+        lines += [f"shared library {library}" for library in sorted(files["libraries"])]
+        if lines:
+            found[package] = lines
     return found
 
 
@@ -153,6 +160,7 @@ def write_report(path: Path, packages: list[Package], policy: Policy,
                  bundles: dict[str, list[str]]) -> None:
     rule = "-" * 78
     width = max(len(p.name) for p in packages)
+    version_width = max(len(p.version) for p in packages)
     lines = [
         "Third-party software in the auxip image",
         "=======================================",
@@ -164,7 +172,7 @@ def write_report(path: Path, packages: list[Package], policy: Policy,
     ]
     for p in packages:
         review = " (reviewed)" if canonical(p.name) in policy.reviewed else ""
-        lines.append(f"  {p.name:<{width}}  {p.version:<14} {p.licence}{review}")
+        lines.append(f"  {p.name:<{width}}  {p.version:<{version_width}}  {p.licence}{review}")
     for p in packages:
         lines += ["", rule, f"{p.name} {p.version}", f"Licence: {p.licence}", f"Home: {p.url}"]
         review = policy.reviewed.get(canonical(p.name))
@@ -174,8 +182,10 @@ def write_report(path: Path, packages: list[Package], policy: Policy,
         if p.notice != UNKNOWN:
             lines += ["", "NOTICE:", p.notice.strip()]
     if bundles:
-        lines += ["", rule, "Components bundled inside these packages, as their wheels' own",
-                  "SBOMs (.dist-info/sboms/) list them:"]
+        lines += ["", rule, "Components bundled inside these packages: as the wheels' own SBOMs",
+                  "(.dist-info/sboms/) list them, and the shared libraries vendored beside",
+                  "them (<package>.libs/). Their licence texts are not in the packages'",
+                  "metadata; each is named here so that it can be looked up:"]
         for package, components in bundles.items():
             lines += ["", f"{package}:"] + [f"  {component}" for component in components]
     path.write_text("\n".join(lines) + "\n")

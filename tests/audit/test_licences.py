@@ -16,6 +16,11 @@ import pytest
 from audit.licences import REPORT, Policy, named
 from tests.audit.conftest import MakeAudit
 
+VENDORED = ("import importlib.metadata as m\n"
+            "for d in m.distributions():\n"
+            "    for f in d.files or ():\n"
+            "        if f.parts[0].endswith('.libs'): print(f.as_posix())")
+
 
 def _site_packages(python: Path) -> Path:
     return Path(subprocess.run(
@@ -104,9 +109,14 @@ def test_what_the_image_ships_passes_and_the_report_holds_it_all(
     boto3 = report.split("\nboto3 ")[1].split("-" * 78)[0]
     assert "Apache License" in boto3 and "NOTICE:" in boto3
     assert "Review: The PostgreSQL driver." in report.split("\npsycopg ")[1]
-    # C libraries and crates bundled in wheels, from the wheels' own SBOMs.
+    # Crates and C libraries bundled in wheels: per their own SBOMs, and vendored .libs/.
     bundled = report.split("Components bundled inside these packages")[1]
     assert "\ncryptography:\n" in bundled and "openssl" in bundled.lower()
+    vendored = subprocess.run([str(runtime_python), "-c", VENDORED], check=True,
+                              capture_output=True, text=True).stdout.split()
+    assert any("libpq" in library for library in vendored)  # psycopg-binary's
+    for library in vendored:
+        assert f"shared library {library}\n" in bundled
 
 
 @pytest.mark.parametrize("licence, names", [
