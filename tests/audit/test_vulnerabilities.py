@@ -107,7 +107,8 @@ def test_no_known_vulnerability_passes_once_the_database_answered(
 
 @pytest.mark.parametrize("answers", [True, False], ids=["silent database", "no database"])
 def test_a_database_that_does_not_answer_is_not_a_pass(
-        database: Database, runtime_python: Path, make_audit: MakeAudit, answers: bool):
+        database: Database, runtime_python: Path, make_audit: MakeAudit, answers: bool,
+        tmp_path: Path):
     url = database.url if answers else "http://127.0.0.1:9/v1/query"  # discard port: closed
 
     done = make_audit("--runtime-python", runtime_python, "--osv-url", url, "vulnerabilities")
@@ -115,6 +116,8 @@ def test_a_database_that_does_not_answer_is_not_a_pass(
     assert done.returncode == 0  # an offline CI can still run the other checks...
     assert "audit: vulnerabilities: NOT CHECKED" in done.stdout  # ...but it is told, loudly
     assert "!!! vulnerabilities NOT CHECKED" in done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [(s["step"], s["status"]) for s in summary] == [("vulnerabilities", "NOT CHECKED")]
     assert "No known vulnerabilities found" not in done.stdout + done.stderr
     assert database.queries == ([(CANARY_NAME, CANARY_VERSION)] if answers else [])
 
