@@ -54,11 +54,12 @@ MakeAudit = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def make_audit(tools_venv: Path, tmp_path: Path) -> MakeAudit:
-    """`make audit AUDIT_ARGS=...` in `tree` (default: this repository), reports in a
-    temporary folder, with the shared tools."""
-    def run(*args: str | Path, tree: Path = REPO) -> subprocess.CompletedProcess[str]:
-        arguments = " ".join(str(a) for a in ("--tools-venv", tools_venv,
-                                              "--out", tmp_path / "out", *args))
+    """`make audit AUDIT_ARGS=...` in `tree` (default: this repository), with the shared
+    tools, reports in a temporary folder (or where make audit puts them: `own_out`)."""
+    def run(*args: str | Path, tree: Path = REPO, own_out: bool = False,
+            ) -> subprocess.CompletedProcess[str]:
+        out = () if own_out else ("--out", tmp_path / "out")
+        arguments = " ".join(str(a) for a in ("--tools-venv", tools_venv, *out, *args))
         done = subprocess.run(["make", "--no-print-directory", "-C", str(tree), "audit",
                                f"AUDIT_ARGS={arguments}"], capture_output=True, text=True,
                               env={k: v for k, v in os.environ.items() if k != "MAKEFLAGS"},

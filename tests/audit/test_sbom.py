@@ -1,6 +1,7 @@
-"""The SBOM of `make audit`: valid CycloneDX 1.6, rooted at auxip (Apache-2.0), listing
-exactly the packages of the runtime environment - what `pip install .` puts in the image,
-no dev tool - and auxip's direct dependencies as pyproject.toml names them."""
+"""The SBOM of `make audit`: written where the README says, valid CycloneDX 1.6, rooted
+at auxip (Apache-2.0), listing exactly the packages of the runtime environment - what
+`pip install .` puts in the image, no dev tool - and auxip's direct dependencies as
+pyproject.toml names them."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ def _canonical(name: str) -> str:
 
 
 def test_the_sbom_describes_what_the_image_ships(
-        tmp_path: Path, tools_venv: Path, runtime_python: Path, make_audit: MakeAudit):
-    done = make_audit("--runtime-python", runtime_python, "sbom")
+        tree: Path, tools_venv: Path, runtime_python: Path, make_audit: MakeAudit):
+    done = make_audit("--runtime-python", runtime_python, "sbom", tree=tree, own_out=True)
     assert done.returncode == 0, done.stdout
-    path = tmp_path / "out" / FILE
+    path = tree / "build" / "audit" / FILE
+    assert f"`{FILE}`" in (REPO / "README.md").read_text().split("## Supply-chain checks")[1]
+    assert "reports in build/audit/" in (REPO / "README.md").read_text()
     assert subprocess.run([str(tools_venv / "bin" / "python"), "-c", VALIDATE, str(path)],
                           capture_output=True, text=True, check=True).stdout.strip() == "valid"
 
