@@ -53,5 +53,6 @@ def review(context: Context) -> None:
     """Bring `secrets.baseline` up to date with the tree, then label its new findings
     (detect-secrets' interactive audit): what `make secrets-baseline` runs."""
     detect = context.tool("detect-secrets")
-    subprocess.run([detect, "scan", "--baseline", str(BASELINE)], cwd=context.root, check=True)
-    subprocess.run([detect, "audit", str(BASELINE)], cwd=context.root, check=True)
+    baseline = str(BASELINE.relative_to(context.root))  # the baseline records the name given
+    subprocess.run([detect, "scan", "--baseline", baseline], cwd=context.root, check=True)
+    subprocess.run([detect, "audit", baseline], cwd=context.root, check=True)
