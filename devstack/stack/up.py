@@ -137,7 +137,7 @@ def _reachable_by(path: Path, user: str) -> bool:
 
 def elsewhere(state: Path) -> Path:
     """Where servers keep their files when the state dir does not suit them."""
-    digest = hashlib.sha1(os.fsencode(state)).hexdigest()[:12]
+    digest = hashlib.sha1(os.fsencode(state), usedforsecurity=False).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"auxip-{digest}"
 
 
@@ -178,7 +178,7 @@ def _wait_http(url: str, timeout: float, state: Path, name: str) -> None:
         if not processes.is_alive(state, name):
             break
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            urllib.request.urlopen(url, timeout=2).close()  # nosec B310  # the stack's own URL
             return
         except urllib.error.HTTPError:
             return  # it answers, whatever it thinks of a bare GET
