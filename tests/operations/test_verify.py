@@ -17,6 +17,7 @@ from events import types
 from shared.adapters import storage
 from shared.adapters.settings import Settings
 from tests.operations.conftest import cli, query, wait_until
+from tests.reliability import clients
 
 START = datetime(2025, 6, 1, tzinfo=UTC)
 STRAY = "ingested/AUX_RESORB/stray-from-a-crash.EOF"
@@ -37,11 +38,8 @@ def _products(s: Settings) -> dict[str, dict]:
 
 
 def _download(s: Settings, info: StackInfo, row: dict) -> httpx.Response:
-    token = httpx.post(s.token_url or "", data={
-        "grant_type": "password", "username": "alice", "password": "alice-pw",
-        "client_id": "auxip-tests"}, timeout=30).json()["access_token"]
-    return httpx.get(f"{info.layout.function_url('prip')}/odata/v1/Products({row['id']})/$value",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    return httpx.get(f"{clients.prip_root(info)}/Products({row['id']})/$value",
+                     headers=clients.bearer(s, "alice"), timeout=60)
 
 
 def _md5(row: dict) -> str:

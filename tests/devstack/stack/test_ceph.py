@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -33,7 +34,9 @@ from tests.conftest import PORT_BASE
 
 GiB = 1024**3
 MiB = 1024**2
-ACCESS, SECRET = "CEPHTESTKEY", "ceph-test-secret-0123"
+# The S3 user of a throwaway cluster; its secret made afresh each run.
+ACCESS = "CEPHTESTKEY"
+SECRET = secrets.token_hex(16)
 BUCKET = "durable"
 # Past the test stack's own ports (functions 1..10, issuer 20, servers 30..33).
 RGW, MON = PORT_BASE + 60, PORT_BASE + 61
