@@ -34,6 +34,19 @@ def expected_objects(conn: psycopg.Connection) -> Iterator[dict]:
         yield from cursor
 
 
+def served_objects(conn: psycopg.Connection) -> Iterator[dict]:
+    """The object $value serves of every product not evicted (SAFE folders not yet packaged
+    left out: no single object), streamed. Needs a connection outside autocommit."""
+    with conn.cursor("auxip_served_objects", row_factory=dict_row) as cursor:
+        cursor.itersize = 2000
+        cursor.execute(
+            "SELECT coalesce(distribution_key, archive_key) AS key, true AS served, id,"
+            " logical_name, name, status, online, content_length, checksums FROM products"
+            " WHERE status <> 'evicted' AND right(coalesce(distribution_key, archive_key), 1)"
+            " <> '/'")
+        yield from cursor
+
+
 def claimed(conn: psycopg.Connection, key: str) -> dict | None:
     """The product (not evicted) whose object `key` is, itself or under its SAFE folder."""
     return conn.cursor(row_factory=dict_row).execute(

@@ -100,8 +100,8 @@ def scrub(rt: Runtime, *, full: bool = False, sample: int = DEFAULT_SAMPLE,
     report = Report()
     cutoff = datetime.now(UTC) - timedelta(seconds=grace_s)
     candidates: list[Finding] = []
-    to_read: list[tuple[dict[str, Any], storage.Listed]] = []  # suspects, then the sample
-    chosen: list[tuple[dict[str, Any], storage.Listed]] = []
+    suspects: list[tuple[dict[str, Any], str]] = []  # (row, key): read whatever the sample
+    chosen: list[tuple[dict[str, Any], str]] = []
     seen_served = 0
     pick = rng or random.Random()
     bucket = rt.settings.archive_bucket
@@ -138,27 +138,23 @@ def scrub(rt: Runtime, *, full: bool = False, sample: int = DEFAULT_SAMPLE,
                 continue
             md5 = _catalogued(row).get(MD5)
             if md5 and _PLAIN_MD5.fullmatch(obj.etag) and obj.etag != md5:
-                to_read.append((row, obj))  # the listing says it changed: read to be sure
-            elif full:
-                to_read.append((row, obj))
-            else:  # reservoir sampling: every served object equally likely
+                suspects.append((row, obj.key))  # the listing says it changed: read it
+            elif not full:  # reservoir sampling: every served object equally likely
                 seen_served += 1
                 if len(chosen) < sample:
-                    chosen.append((row, obj))
+                    chosen.append((row, obj.key))
                 elif (slot := pick.randrange(seen_served)) < sample:
-                    chosen[slot] = (row, obj)
+                    chosen[slot] = (row, obj.key)
     report.products = len(ids)
 
-    for row, obj in [*to_read, *chosen]:
-        found = _read(rt, obj.key)
-        report.objects_read += 1
-        report.bytes_read += found.size if found else 0
-        if found is None:
-            candidates.append(_finding(MISSING, obj.key, row, "not in the archive"))
-            continue
-        differs = _differs(row, found)
-        if differs:
-            candidates.append(_finding(CHECKSUM, obj.key, row, differs))
+    for row, key in [*suspects, *chosen]:
+        _check_bytes(rt, report, row, key, candidates)
+    if full:  # every served object, streamed again rather than held from the first pass
+        done = {f.key for f in candidates} | {key for _, key in suspects}
+        with psycopg.connect(rt.settings.database_url) as conn:
+            for row in integrity.served_objects(conn):
+                if row["key"] not in done:
+                    _check_bytes(rt, report, row, row["key"], candidates)
 
     with rt.pool.connection() as conn:
         report.findings = [f for f in candidates if _stands(rt, conn, f, cutoff)]
@@ -202,6 +198,20 @@ def _merge(expected: Iterator[_Expected], listed: Iterator[storage.Listed]
     while entry is not None:
         yield entry, None
         entry = next(expected, None)
+
+
+def _check_bytes(rt: Runtime, report: Report, row: dict[str, Any], key: str,
+                 candidates: list[Finding]) -> None:
+    """Read one served object and compare it with its catalogued checksums."""
+    found = _read(rt, key)
+    report.objects_read += 1
+    report.bytes_read += found.size if found else 0
+    if found is None:
+        candidates.append(_finding(MISSING, key, row, "not in the archive"))
+        return
+    differs = _differs(row, found)
+    if differs:
+        candidates.append(_finding(CHECKSUM, key, row, differs))
 
 
 def _finding(kind: str, key: str, row: dict[str, Any], detail: str) -> Finding:
