@@ -39,7 +39,7 @@ def _products(s: Settings) -> dict[str, dict]:
 
 def _download(s: Settings, info: StackInfo, row: dict) -> httpx.Response:
     return httpx.get(f"{clients.prip_root(info)}/Products({row['id']})/$value",
-                     headers=clients.bearer(s, "alice"), timeout=60)
+                     headers=clients.bearer(s, "alice", fresh=True), timeout=60)
 
 
 def _md5(row: dict) -> str:
