@@ -94,14 +94,17 @@ class RunningIssuer:
 
 
 def start_issuer(state_dir: Path, *, users: str = DEMO_USERS, clients: str = SERVICE_CLIENTS,
-                 audience: str = "auxip", lifetime_s: int = 300) -> RunningIssuer:
+                 audience: str = "auxip", lifetime_s: int = 300,
+                 realm: Realm | None = None) -> RunningIssuer:
+    """The issuer of `realm`, or of realm_of(users, clients, audience=audience)."""
     # Bind first (port 0: a free port, no race), then build the app whose issuer URL
     # names that port.
     server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
     config = IssuerConfig(
         issuer=f"http://127.0.0.1:{server.port}/realms/auxip",
         key=load_or_create_key(key_path(state_dir)),
-        realm=realm_of(users, clients, audience=audience), any_client=audience,
+        realm=realm or realm_of(users, clients, audience=audience),
+        any_client=audience if realm is None else None,
         lifetime_s=lifetime_s,
     )
     server.app = create_app(config)
