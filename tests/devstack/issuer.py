@@ -95,8 +95,9 @@ class RunningIssuer:
 
 def start_issuer(state_dir: Path, *, users: str = DEMO_USERS, clients: str = SERVICE_CLIENTS,
                  audience: str = "auxip", lifetime_s: int = 300,
-                 realm: Realm | None = None) -> RunningIssuer:
-    """The issuer of `realm`, or of realm_of(users, clients, audience=audience)."""
+                 realm: Realm | None = None, any_client: str | None = None) -> RunningIssuer:
+    """The issuer of `realm` (unknown client ids borrow `any_client`, or are refused), or of
+    realm_of(users, clients, audience=audience) (they borrow `audience`)."""
     # Bind first (port 0: a free port, no race), then build the app whose issuer URL
     # names that port.
     server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
@@ -104,7 +105,7 @@ def start_issuer(state_dir: Path, *, users: str = DEMO_USERS, clients: str = SER
         issuer=f"http://127.0.0.1:{server.port}/realms/auxip",
         key=load_or_create_key(key_path(state_dir)),
         realm=realm or realm_of(users, clients, audience=audience),
-        any_client=audience if realm is None else None,
+        any_client=audience if realm is None else any_client,
         lifetime_s=lifetime_s,
     )
     server.app = create_app(config)
