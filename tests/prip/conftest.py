@@ -127,6 +127,19 @@ def reset_caches(*, runtime_too: bool = False) -> None:
         runtime.current.cache_clear()
 
 
+def set_env(**values: str | None) -> dict[str, str | None]:
+    """Set (None: unset) AUXIP_* variables for the functions' next request; returns what
+    they were, to be given back to set_env."""
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_caches()
+    return saved
+
+
 @pytest.fixture(scope="package")
 def function_env(settings: Settings, issuer: Issuer) -> Iterator[dict[str, str]]:
     """AUXIP_* of the test stack (set by the stack fixture) plus the issuer and test knobs."""

@@ -17,7 +17,7 @@ import pytest
 from devstack.token_issuer.realm_file import DEMO_REALM, load_realm
 from tests.devstack.issuer import RunningIssuer, start_issuer, stop_issuer
 from tests.prip.catalogue import BY_NUMBER
-from tests.prip.conftest import REPO, Served, reset_caches
+from tests.prip.conftest import REPO, Served, set_env
 
 pytestmark = pytest.mark.usefixtures("seeded")
 PAGE = REPO / "docs" / "clients.md"
@@ -38,18 +38,10 @@ def demo_realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIssu
 @pytest.fixture
 def page_env(function_env: dict[str, str], demo_realm: RunningIssuer, prip: Served
              ) -> Iterator[dict[str, str]]:
-    changed = {"AUXIP_AUTH_ISSUER": demo_realm.issuer, "AUXIP_ANONYMOUS_CATALOGUE": "true"}
-    saved = {name: os.environ.get(name) for name in changed}
-    os.environ.update(changed)
-    reset_caches()
+    saved = set_env(AUXIP_AUTH_ISSUER=demo_realm.issuer, AUXIP_ANONYMOUS_CATALOGUE="true")
     yield {**os.environ, "AUXIP_PRIP_URL": f"{prip.base}/odata/v1",
            "AUXIP_TOKEN_URL": demo_realm.token_url, "AUXIP_AUTH_ISSUER": demo_realm.issuer}
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    reset_caches()
+    set_env(**saved)
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> str:

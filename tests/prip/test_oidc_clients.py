@@ -5,7 +5,6 @@ API; prip accepts exactly the audiences of AUXIP_AUTH_AUDIENCE."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from joserfc.jwk import KeySet
 from devstack.token_issuer.realm_file import DEMO_REALM, Realm, load_realm
 from tests.devstack.issuer import RunningIssuer, audience_mapper, start_issuer, stop_issuer
 from tests.prip.catalogue import BY_NUMBER, pid
-from tests.prip.conftest import Served, reset_caches
+from tests.prip.conftest import Served, set_env
 
 pytestmark = pytest.mark.usefixtures("seeded")
 ACCEPTED = "auxip,processing-api"
@@ -46,24 +45,13 @@ def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIssuer]:
     stop_issuer(running)
 
 
-def _point_prip(**values: str | None) -> dict[str, str | None]:
-    saved = {name: os.environ.get(name) for name in values}
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    reset_caches()
-    return saved
-
-
 @pytest.fixture
 def prip_of_realm(function_env: dict[str, str], realm: RunningIssuer, prip: Served
                   ) -> Iterator[str]:
     """prip trusting `realm` for the audiences ACCEPTED; its service root."""
-    saved = _point_prip(AUXIP_AUTH_ISSUER=realm.issuer, AUXIP_AUTH_AUDIENCE=ACCEPTED)
+    saved = set_env(AUXIP_AUTH_ISSUER=realm.issuer, AUXIP_AUTH_AUDIENCE=ACCEPTED)
     yield f"{prip.base}/odata/v1"
-    _point_prip(**saved)
+    set_env(**saved)
 
 
 def _discover(issuer: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -128,7 +116,7 @@ def test_the_list_decides(prip_of_realm, realm):
     processing.fetch_token(f"{realm.issuer}/protocol/openid-connect/token",
                            grant_type="client_credentials")
     assert processing.get(f"{prip_of_realm}/Products").status_code == 200
-    _point_prip(AUXIP_AUTH_AUDIENCE="auxip")  # the fixture puts the list back
+    set_env(AUXIP_AUTH_AUDIENCE="auxip")  # the fixture puts the list back
     assert processing.get(f"{prip_of_realm}/Products").status_code == 401
     people = OAuth2Session("auxip", token_endpoint_auth_method="none")
     people.fetch_token(f"{realm.issuer}/protocol/openid-connect/token", grant_type="password",
