@@ -12,8 +12,10 @@
 
 "catalogue" needs a reader, or nobody when AUXIP_ANONYMOUS_CATALOGUE is on. Ids are
 accepted bare, quoted and as `Id=...`. Entity set names and `$` segments are matched
-without regard to case (OData 4.01 leniency). Every refusal is an OData error body; an
-unexpected exception is logged and answered `500` with an OData body, never a traceback.
+without regard to case (OData 4.01 leniency). `$metadata` and `$value` carry an ETag and
+answer `If-None-Match` naming it with `304` (conditional.py). Every refusal is an OData
+error body, those of the framework before dispatch too (framework_error); an unexpected
+exception is logged and answered `500` with an OData body, never a traceback.
 """
 
 from __future__ import annotations
