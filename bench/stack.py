@@ -39,7 +39,7 @@ STATE = REPO / ".local" / "bench-stack"
 DATABASE = "auxip_bench"
 MEMSTORE_BYTES = 3 * 1024**3
 ISSUER = "token-issuer"
-READER = ("alice", "alice-pw")  # one of the issuer's demo users (devstack.token_issuer.app)
+READER = ("alice", "alice-pw")  # a demo user of the local realm (devstack/token_issuer/demo-realm.json)
 # Offsets from PORT_BASE the stack's Layout leaves free (functions 1..10, issuer 20,
 # Ceph/clamd/PostgreSQL 30..33).
 PERF_PRIP_OFFSET = 40
