@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-from shared import demo_products, storage
+from shared import demo_products, inbox_kafka, storage
 from shared.settings import Settings
 
 
@@ -39,6 +39,8 @@ def run(settings: Settings, *, timeout_s: float = 120.0,
     began = time.monotonic()
     for item in files:
         storage.put_bytes(s3, settings.inbox_bucket, item.key, item.body)
+    if settings.inbox_notifications == "kafka":  # as MinIO's Kafka target would
+        inbox_kafka.announce(settings, s3, settings.inbox_bucket, [item.key for item in files])
     published: list[dict] = []
     while True:
         with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:

@@ -7,6 +7,7 @@ nothing below reads the environment itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,3 +67,10 @@ class Settings(BaseSettings):
     # Local stack
     state_dir: Path = Path(".local")
     port_base: int = 8080
+    # The Kafka the router's KafkaSources read and `auxip kafka` writes to ("host:port,...";
+    # default: the stack's own broker, Layout(port_base).kafka_bootstrap).
+    kafka_bootstrap_servers: str | None = None
+    # How the inbox bucket announces new objects: "webhook" (RGW POSTs them to inbox-adapter)
+    # or "kafka" (no webhook: MinIO-format records on the KafkaSource's topic announce them,
+    # as production's MinIO writes them; RGW cannot write to Kafka, `auxip kafka put` can).
+    inbox_notifications: Literal["webhook", "kafka"] = "webhook"

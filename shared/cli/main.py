@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from shared.cli import (
-    audit, db, deadletters, demo, events, evict, kpi, products, replay, routes, sources, stack,
-    subscriptions,
+    audit, db, deadletters, demo, events, evict, kafka, kpi, products, replay, routes, sources,
+    stack, subscriptions,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -23,6 +23,7 @@ kpi.register(app)
 evict.register(app)
 app.add_typer(routes.app, name="routes")
 app.add_typer(sources.app, name="sources")
+app.add_typer(kafka.app, name="kafka")
 
 if __name__ == "__main__":
     app()

@@ -1,7 +1,7 @@
 """The whole local stack: bring it up, describe it, take it down.
 
 `up` is idempotent: what runs already is kept. Order: PostgreSQL (and migrations), clamd,
-Ceph (S3 user, buckets, inbox notification), the event router, then one
+the Kafka broker, Ceph (S3 user, buckets, inbox notification), the event router, then one
 functions-framework process per function folder that exists. Everything runs in the
 background under the state dir and outlives the command that started it; `down` stops it.
 """
@@ -27,7 +27,7 @@ from shared import endpoint_secrets, storage
 from shared.auth.settings import local_token_url
 from shared.catalogue import migrations
 from shared.settings import Settings
-from shared.stack import ceph, clamav, postgres, processes
+from shared.stack import ceph, clamav, kafka, postgres, processes
 from shared.stack.layout import FUNCTIONS, Layout, folder_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,6 +81,7 @@ def stack_settings(settings: Settings) -> Settings:
         "prip_url": layout.function_url("prip") + "/odata/v1",
         "broker_url": layout.router_url,
         "token_url": local_token_url(settings.port_base, layout.host),
+        "kafka_bootstrap_servers": layout.kafka_bootstrap,
     }
     update = {k: v for k, v in derived.items() if k not in settings.model_fields_set}
     sealing = state / SECRET_KEYS_FILE
@@ -93,6 +94,9 @@ def stack_settings(settings: Settings) -> Settings:
         or settings.database_url == recorded.get("requested_url")
     ):
         update["database_url"] = recorded["database_url"]
+    # How `up` wired the inbox holds for every later command on this stack.
+    if recorded.get("inbox_notifications") and "inbox_notifications" not in settings.model_fields_set:
+        update["inbox_notifications"] = recorded["inbox_notifications"]
     update["state_dir"] = state
     return settings.model_copy(update=update)
 
@@ -115,6 +119,8 @@ def env(settings: Settings) -> dict[str, str]:
         "AUXIP_BROKER_URL": s.broker_url or Layout(s.port_base).router_url,
         "AUXIP_PORT_BASE": str(s.port_base),
         "AUXIP_STATE_DIR": str(s.state_dir),
+        "AUXIP_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or Layout(s.port_base).kafka_bootstrap,
+        "AUXIP_INBOX_NOTIFICATIONS": s.inbox_notifications,
     }
     if s.token_url:
         values["AUXIP_TOKEN_URL"] = s.token_url
@@ -240,7 +246,7 @@ def _check_port_base(layout: Layout) -> None:
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     except (OSError, ValueError):
         return
-    first, last = layout.port_base, layout.postgres_port
+    first, last = layout.port_base, layout.kafka_port
     if first <= high and last >= low:
         raise StackError(
             f"AUXIP_PORT_BASE={layout.port_base} puts the stack's ports {first}-{last} in the "
@@ -261,16 +267,23 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     def track(name: str, was_running: bool, endpoint: str) -> None:
         services.append(Service(name, processes.pid(state, name), endpoint, not was_running))
 
+    # A running stack keeps the inbox wiring it was started with unless told otherwise.
+    notifications = settings.inbox_notifications
+    if "inbox_notifications" not in settings.model_fields_set and ceph.running(state):
+        notifications = _recorded(state).get("inbox_notifications", notifications)
+
     # PostgreSQL first: the URL it ends up on is part of every other process's settings.
     was = processes.is_alive(state, postgres.NAME)
     url, how = database(settings)
     migrations.upgrade(url)
     (state / _STATE_FILE).write_text(json.dumps(
-        {"database_url": url, "requested_url": settings.database_url, "database": how}
+        {"database_url": url, "requested_url": settings.database_url, "database": how,
+         "inbox_notifications": notifications}
     ))
     if how == "private":
         track(postgres.NAME, was, f"127.0.0.1:{layout.postgres_port}")
-    s = stack_settings(settings.model_copy(update={"database_url": url}))
+    s = stack_settings(settings.model_copy(
+        update={"database_url": url, "inbox_notifications": notifications}))
 
     was = processes.is_alive(state, CLAMD)
     if not was:
@@ -284,13 +297,25 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
         raise StackError(f"{error}{log_tail(state, CLAMD)}") from None
     track(CLAMD, was, f"{layout.host}:{layout.clamd_port}")
 
+    try:
+        started = kafka.start(state, layout.host, layout.kafka_port)
+    except kafka.KafkaError as error:
+        raise StackError(f"{error}{log_tail(state, kafka.NAME)}") from None
+    track(kafka.NAME, not started, layout.kafka_bootstrap)
+
     fresh = ceph.start(state, layout.ceph_mon_port, layout.rgw_port, _memstore_bytes(s))
     ceph.ensure_user(state, s.s3_access_key, s.s3_secret_key.get_secret_value())
     s3 = storage.client(s)
     for bucket in (s.inbox_bucket, s.archive_bucket, s.quarantine_bucket):
         storage.ensure_bucket(s3, bucket)
     endpoint = layout.function_url("inbox-adapter") + "/"
-    if fresh:
+    if s.inbox_notifications == "kafka":
+        # As production's MinIO with only its Kafka target: no webhook on the inbox.
+        if ceph.notifies(s3, s.inbox_bucket):
+            raise StackError(
+                f"s3://{s.inbox_bucket} already notifies inbox-adapter by webhook (the stack ran"
+                " with AUXIP_INBOX_NOTIFICATIONS=webhook): `auxip down` first")
+    elif fresh:
         # Its object is also the first write, which creates the data pool (~2 s on a
         # default cluster): paid here rather than by the first upload.
         ceph.prime_notifications(s, s3, s.inbox_bucket, endpoint)
@@ -355,6 +380,7 @@ def status(settings: Settings) -> list[Service]:
     endpoints = {
         postgres.NAME: f"127.0.0.1:{layout.postgres_port}",
         CLAMD: f"{layout.host}:{layout.clamd_port}",
+        kafka.NAME: layout.kafka_bootstrap,
         "radosgw": layout.s3_endpoint,
         ROUTER: layout.router_url,
         **{f: layout.function_url(f) for f in FUNCTIONS},
