@@ -69,6 +69,13 @@ def _recorded(state: Path) -> dict:
         return {}
 
 
+def _wired(recorded: dict, settings: Settings) -> str | None:
+    """How `up` last wired this inbox bucket's notifications (None: not this bucket)."""
+    if recorded.get("inbox_bucket") == settings.inbox_bucket:
+        return recorded.get("inbox_notifications")
+    return None
+
+
 def stack_settings(settings: Settings) -> Settings:
     """`settings` with every address the user did not set explicitly taken from the layout
     of AUXIP_PORT_BASE (and the database URL `up` chose, once it ran)."""
@@ -95,8 +102,9 @@ def stack_settings(settings: Settings) -> Settings:
     ):
         update["database_url"] = recorded["database_url"]
     # How `up` wired the inbox holds for every later command on this stack.
-    if recorded.get("inbox_notifications") and "inbox_notifications" not in settings.model_fields_set:
-        update["inbox_notifications"] = recorded["inbox_notifications"]
+    wired = _wired(recorded, settings)
+    if wired and "inbox_notifications" not in settings.model_fields_set:
+        update["inbox_notifications"] = wired
     update["state_dir"] = state
     return settings.model_copy(update=update)
 
@@ -270,7 +278,7 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     # A running stack keeps the inbox wiring it was started with unless told otherwise.
     notifications = settings.inbox_notifications
     if "inbox_notifications" not in settings.model_fields_set and ceph.running(state):
-        notifications = _recorded(state).get("inbox_notifications", notifications)
+        notifications = _wired(_recorded(state), settings) or notifications
 
     # PostgreSQL first: the URL it ends up on is part of every other process's settings.
     was = processes.is_alive(state, postgres.NAME)
@@ -278,7 +286,7 @@ def up(settings: Settings, *, services_only: bool = False) -> StackInfo:
     migrations.upgrade(url)
     (state / _STATE_FILE).write_text(json.dumps(
         {"database_url": url, "requested_url": settings.database_url, "database": how,
-         "inbox_notifications": notifications}
+         "inbox_bucket": settings.inbox_bucket, "inbox_notifications": notifications}
     ))
     if how == "private":
         track(postgres.NAME, was, f"127.0.0.1:{layout.postgres_port}")
