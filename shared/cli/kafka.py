@@ -71,4 +71,4 @@ def _announce(s: Settings, s3: Any, keys: list[str]) -> None:
         raise typer.Exit(1) from None
     for key, partition in zip(keys, partitions, strict=True):
         console.print(f"s3://{s.inbox_bucket}/{key} -> {topic} partition {partition}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
