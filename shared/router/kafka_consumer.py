@@ -58,7 +58,9 @@ class OffsetTracker:
             self.position = first + 1
 
     def to_commit(self) -> int | None:
-        return self.position if self.position is not None and self.position != self.committed else None
+        if self.position is None or self.position == self.committed:
+            return None
+        return self.position
 
 
 @dataclass(eq=False)

@@ -250,7 +250,8 @@ def build(
         elif document["kind"] == "KafkaSource":
             kafka = _kafka_source(_Object(file, document, SOURCES_V1BETA1), resolver, defaults)
             if kafka.key in kafkas:
-                raise ManifestError(f"{file}: KafkaSource {kafka.key} is defined twice (also in {kafkas[kafka.key].file})")
+                raise ManifestError(f"{file}: KafkaSource {kafka.key} is defined twice"
+                                    f" (also in {kafkas[kafka.key].file})")
             kafkas[kafka.key] = kafka
     subscriptions = {t.subscription.key: t.subscription for t in triggers.values()}
     subscriptions.update({p.subscription.key: p.subscription for p in pings.values() if p.subscription})
@@ -402,7 +403,8 @@ def _kafka_source(obj: _Object, resolver: _Resolver, defaults: Defaults) -> Kafk
             isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
         obj.fail("spec.topics", "must be a non-empty list of topic names ([a-zA-Z0-9._-])")
     # Knative names an unset group once, at random, and keeps it; here: stable per source.
-    group = spec.get("consumerGroup") or f"knative-kafka-source-{uuid.uuid5(_GROUPS, obj.namespace + '/' + obj.name)}"
+    named = uuid.uuid5(_GROUPS, f"{obj.namespace}/{obj.name}")
+    group = spec.get("consumerGroup") or f"knative-kafka-source-{named}"
     if not isinstance(group, str):
         obj.fail("spec.consumerGroup", "must be a string")
     initial = spec.get("initialOffset", "latest")  # Knative's default

@@ -127,7 +127,8 @@ def env(settings: Settings) -> dict[str, str]:
         "AUXIP_BROKER_URL": s.broker_url or Layout(s.port_base).router_url,
         "AUXIP_PORT_BASE": str(s.port_base),
         "AUXIP_STATE_DIR": str(s.state_dir),
-        "AUXIP_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or Layout(s.port_base).kafka_bootstrap,
+        "AUXIP_KAFKA_BOOTSTRAP_SERVERS": (s.kafka_bootstrap_servers
+                                          or Layout(s.port_base).kafka_bootstrap),
         "AUXIP_INBOX_NOTIFICATIONS": s.inbox_notifications,
     }
     if s.token_url:

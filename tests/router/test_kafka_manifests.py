@@ -53,7 +53,8 @@ def test_defaults_follow_knative(tmp_path):
     source = load_one(tmp_path, "spec: {bootstrapServers: ['k:9092'], topics: [t], "
                                 "sink: {uri: 'http://127.0.0.1:9/'}}")
     assert source.initial_offset == "latest" and source.ordered and source.consumers == 1
-    assert source.subscription.delivery.retry == 0 and source.subscription.delivery.dead_letter is None
+    delivery = source.subscription.delivery
+    assert delivery.retry == 0 and delivery.dead_letter is None
     # Knative names an unset group once; here it is stable per source, not random.
     assert source.consumer_group.startswith("knative-kafka-source-")
     assert load_one(tmp_path, "spec: {bootstrapServers: ['k:9092'], topics: [t], "
