@@ -115,7 +115,6 @@ class KafkaSourceMember:
                                           daemon=True) for i in range(max(1, workers))]
         self._thread = threading.Thread(target=self._run, name=f"kafka-{member}", daemon=True)
         self._logged: dict[str, float] = {}
-        self.assigned: list[tuple[str, int]] = []
 
     # -- control ----------------------------------------------------------------------------
 
@@ -134,30 +133,45 @@ class KafkaSourceMember:
     # -- the consumer thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._consume()
+            except Exception:
+                # A client that failed for good (a fatal error, a bad setting): a new one,
+                # from the committed offsets, rather than a source that silently stops.
+                logs.exception("kafka source consumer failed; a new one in 5 s",
+                               kafkasource=self.source.key, member=self.member)
+                self._forget(set(self._lanes), "dropped")
+                self._stopping.wait(5.0)
+
+    def _consume(self) -> None:
         consumer = Consumer(self.config)
-        consumer.subscribe(list(self.source.topics), on_assign=self._assigned,
-                           on_revoke=self._revoked, on_lost=self._lost)
-        logs.info("kafka source consuming", kafkasource=self.source.key, member=self.member,
-                  topics=list(self.source.topics), group=self.source.consumer_group,
-                  bootstrap=self.config["bootstrap.servers"])
-        last_commit = 0.0
         try:
+            consumer.subscribe(list(self.source.topics), on_assign=self._assigned,
+                               on_revoke=self._revoked, on_lost=self._lost)
+            logs.info("kafka source consuming", kafkasource=self.source.key,
+                      member=self.member, topics=list(self.source.topics),
+                      group=self.source.consumer_group,
+                      bootstrap=self.config["bootstrap.servers"])
+            last_commit = 0.0
             while not self._stopping.is_set():
                 for message in consumer.consume(num_messages=200, timeout=POLL_S):
                     self._take(message)
                 self._flow(consumer)
-                if self._wake.is_set() and time.monotonic() - last_commit >= self.commit_interval_s:
+                if (self._wake.is_set()
+                        and time.monotonic() - last_commit >= self.commit_interval_s):
                     self._wake.clear()
                     last_commit = time.monotonic()
-                    self._commit(consumer, list(self._lanes.values()))
+                    self._commit(consumer, self._current())
             self._drain()
-            self._commit(consumer, list(self._lanes.values()))
-        except Exception:
-            logs.exception("kafka source consumer failed", kafkasource=self.source.key,
-                           member=self.member)
+            self._commit(consumer, self._current())
         finally:
-            consumer.close()
+            consumer.close()  # leaves the group: the others take the partitions at once
             logs.info("kafka source stopped", kafkasource=self.source.key, member=self.member)
+
+    def _current(self) -> list[_Lane]:
+        with self._lock:
+            return list(self._lanes.values())
 
     def _take(self, message: Message) -> None:
         error = message.error()
@@ -233,9 +247,8 @@ class KafkaSourceMember:
     # -- rebalances (called by the client inside consume) -----------------------------------
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned = sorted((p.topic, p.partition) for p in partitions)
         logs.info("partitions assigned", kafkasource=self.source.key, member=self.member,
-                  partitions=[f"{t}/{p}" for t, p in self.assigned])
+                  partitions=[f"{p.topic}/{p.partition}" for p in partitions])
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
@@ -254,7 +267,6 @@ class KafkaSourceMember:
                 lane = self._lanes.pop(key, None)
                 if lane is not None:
                     lane.waiting.clear()  # records in delivery finish; their outcome is dropped
-        self.assigned = [p for p in self.assigned if p not in partitions]
         logs.info(f"partitions {why}", kafkasource=self.source.key, member=self.member,
                   partitions=[f"{t}/{p}" for t, p in sorted(partitions)])
 
