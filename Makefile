@@ -28,7 +28,7 @@ system-deps:
 	@bash scripts/install-system-deps.sh
 
 up: system-deps venv
-	$(VENV)/bin/auxip up
+	$(VENV)/bin/auxip up $(if $(MONITORING),--with-monitoring)
 
 down:
 	@if [ -x $(VENV)/bin/auxip ]; then $(VENV)/bin/auxip down; fi

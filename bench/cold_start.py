@@ -41,11 +41,11 @@ from bench import procs
 from bench.figures import Figure, Outcome, below, median
 from bench.ingest import aux_files
 from bench.stack import COLD_OFFSET, REPO, SINK_OFFSET, BenchStack, bench_stack
+from devstack.stack import processes
+from devstack.stack import up as stack_up
 from events import bindings
-from shared import storage
-from shared.stack import processes
-from shared.stack import up as stack_up
-from shared.stack.layout import folder_of
+from functions import folder_of
+from shared.adapters import storage
 
 REPEATS = 3
 TARGET_S = 1.5

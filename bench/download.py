@@ -31,7 +31,7 @@ import urllib3
 from bench import procs
 from bench.figures import Figure, Outcome, at_least, median
 from bench.stack import BenchStack, bench_stack
-from shared import storage
+from shared.adapters import storage
 
 MiB = 1024**2
 SIZE_MIB = 512

@@ -42,9 +42,10 @@ from psycopg.rows import dict_row
 from bench import procs
 from bench.figures import Figure, Outcome, at_least, below, median, percentile
 from bench.stack import BenchStack, bench_stack
-from shared import demo_products, storage
-from shared.stack import ceph, processes
-from shared.stack import up as stack_up
+from devstack import demo_products
+from devstack.stack import ceph, processes
+from devstack.stack import up as stack_up
+from shared.adapters import storage
 
 FILES = 1000
 PACED_FILES = 300
@@ -406,7 +407,7 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
         f"Files: {files} ({sum(sizes) / 1e6:.1f} MB, {min(sizes) / 1e3:.0f}-"
         f"{max(sizes) / 1e3:.0f} KB log-uniform, median {median(sizes) / 1e3:.0f} KB): "
         f"{eof} orbit EOF (AUX_RESORB/POEORB/PREORB), {files - eof} zipped SAFE "
-        f"(AUX_CAL/INS/PP1/PP2/SCS), from `shared.demo_products`. {WARMUP_FILES} warm-up "
+        f"(AUX_CAL/INS/PP1/PP2/SCS), from `devstack.demo_products`. {WARMUP_FILES} warm-up "
         f"files first; PUTs by {PUT_THREADS} threads ran at {put_rate:.0f} files/s.",
         f"Burst wall time {wall:.1f} s; published {len(published)}, rejected "
         f"{len(rejected)}{': ' + '; '.join(list(rejected.values())[:3]) if rejected else ''}.",

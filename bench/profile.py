@@ -28,8 +28,8 @@ from pathlib import Path
 from bench.figures import Outcome
 from bench.ingest import aux_files, push
 from bench.stack import BenchStack, bench_stack
-from shared.stack import up as stack_up
-from shared.stack.layout import folder_of
+from devstack.stack import up as stack_up
+from functions import folder_of
 
 FILES = 300
 TOP = 12

@@ -32,12 +32,11 @@ import psycopg
 from psycopg import conninfo
 
 from bench.figures import Figure, Outcome, at_most, percentile
-from bench.stack import (PERF_PRIP_OFFSET, REPO, BenchStack, bench_stack, configured_server,
-                         connect)
-from shared.catalogue.migrations import upgrade
+from bench.stack import PERF_PRIP_OFFSET, REPO, BenchStack, bench_stack, configured_server, connect
+from devstack.stack import postgres, processes
+from devstack.stack import up as stack_up
+from shared.adapters.catalogue.migrations import upgrade
 from shared.odata import build_products_query, parse_query_options
-from shared.stack import postgres, processes
-from shared.stack import up as stack_up
 from tests.odata import bulk
 
 PERF_DATABASE = "auxip_odata_perf"

@@ -62,7 +62,7 @@ def main() -> int:
 
     with bench_stack(keep=args.keep) as stack:
         notes.append(f"stack: port base {stack.layout.port_base} (the issue's 48080 lies in the "
-                     "kernel's ephemeral port range, which `shared.stack.up` refuses), database "
+                     "kernel's ephemeral port range, which `devstack.stack.up` refuses), database "
                      f"{stack.info.database} ({_dbname(stack.settings.database_url)}"
                      + (", fsync and synchronous_commit off" if stack.info.database == "private"
                         else "") + "), "

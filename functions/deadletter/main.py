@@ -8,10 +8,13 @@ import logging
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.catalogue import dead_letters
-from shared.runtime import current
-from shared.telemetry import metrics
-from shared.telemetry.instrument import instrumented
+from shared.adapters.catalogue import dead_letters
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry import metrics
+from shared.adapters.telemetry.instrument import instrumented
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 log = logging.getLogger("auxip.deadletter")
 

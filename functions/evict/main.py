@@ -1,5 +1,5 @@
 """evict: an hourly PingSource tick -> every published product past its EvictionDate goes
-offline, its bytes leave the archive, `product.evicted` is sent (shared.eviction)."""
+offline, its bytes leave the archive, `product.evicted` is sent (shared.pipeline.eviction)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from events import types
-from shared import eviction, outbox
-from shared.runtime import current
-from shared.telemetry.instrument import instrumented
+from shared.adapters import outbox
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry.instrument import instrumented
+from shared.pipeline import eviction
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 log = logging.getLogger("auxip.evict")
 

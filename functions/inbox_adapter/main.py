@@ -15,11 +15,14 @@ from cloudevents.exceptions import GenericException
 
 from events import bindings, envelope, types
 from events.files import FileArrived
-from shared import outbox, s3_notifications
-from shared.runtime import current
-from shared.telemetry import metrics
-from shared.telemetry.instrument import instrumented
-from shared.telemetry.tracing import current_trace_extensions
+from shared.adapters import outbox, s3_notifications
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry import metrics
+from shared.adapters.telemetry.instrument import instrumented
+from shared.adapters.telemetry.tracing import current_trace_extensions
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 log = logging.getLogger("auxip.inbox_adapter")
 

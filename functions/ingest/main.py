@@ -1,7 +1,7 @@
 """ingest: `file.arrived` -> checked, archived, catalogued product (`product.ingested`), or
 quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete,
 announces inbox objects whose storage notification was lost, re-sends journal events left
-unsent and pushes on products stalled between stages (shared.stalled)."""
+unsent and pushes on products stalled between stages (shared.pipeline.ingestion.stalled)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from cloudevents.http import CloudEvent
 
 from events import envelope, types
 from events.files import FileArrived
-from shared import outbox
-from shared.ingestion import ingest, reconcile
-from shared.runtime import current
-from shared.stalled import resend_stalled
-from shared.telemetry import metrics
-from shared.telemetry.instrument import instrumented
+from shared.adapters import outbox
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry import metrics
+from shared.adapters.telemetry.instrument import instrumented
+from shared.pipeline.ingestion import ingest, reconcile
+from shared.pipeline.ingestion.stalled import resend_stalled
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment(scanner=True)
+metrics.outcomes_known(outcome.value for outcome in ingest.Outcome)
 
 log = logging.getLogger("auxip.ingest")
 

@@ -1,5 +1,5 @@
 """notify: `product.published` (and `product.evicted`) -> a POST to every running
-Subscription that wants the product, retried, each attempt recorded (shared.notifications).
+Subscription that wants the product, retried, each attempt recorded (shared.pipeline.notifications).
 Endpoints that keep failing are recorded `failed`; the event is not retried for them."""
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from cloudevents.http import CloudEvent
 
 from events import envelope, types
 from events.products import ProductEvicted, ProductPublished
-from shared import notifications
-from shared.catalogue.subscriptions import CREATED, DELETED
-from shared.runtime import current
-from shared.telemetry.instrument import instrumented
+from shared.adapters.catalogue.subscriptions import CREATED, DELETED
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry.instrument import instrumented
+from shared.pipeline import notifications
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 log = logging.getLogger("auxip.notify")
 

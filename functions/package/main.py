@@ -7,9 +7,12 @@ from cloudevents.http import CloudEvent
 
 from events import envelope
 from events.products import ProductIngested
-from shared import packaging
-from shared.runtime import current
-from shared.telemetry.instrument import instrumented
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry.instrument import instrumented
+from shared.pipeline import packaging
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 
 @functions_framework.cloud_event

@@ -1,5 +1,5 @@
 """poll: a PingSource tick -> every enabled source that is due is listed, and its new files
-copied into the inbox and announced with `file.arrived` (shared.routing.polling).
+copied into the inbox and announced with `file.arrived` (shared.pipeline.routing.polling).
 
 The tick's data may name sources, `{"sources": ["adgs"]}`, to poll only those (one
 PingSource per schedule); without it every enabled source is considered."""
@@ -12,10 +12,13 @@ import os
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import outbox
-from shared.routing import polling
-from shared.runtime import current
-from shared.telemetry.instrument import instrumented
+from shared.adapters import outbox
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry.instrument import instrumented
+from shared.pipeline.routing import polling
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 log = logging.getLogger("auxip.poll")
 

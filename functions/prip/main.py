@@ -6,8 +6,11 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.prip import routes
-from shared.telemetry.instrument import instrumented
+from shared.adapters.telemetry.instrument import instrumented
+from shared.prip import routes, service
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+service.check_environment()
 
 
 @functions_framework.http

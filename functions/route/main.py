@@ -1,5 +1,5 @@
 """route: `product.published` -> the product copied to the target of every route whose
-rule it matches, verified there, recorded in `transfers` (shared.routing.transfers).
+rule it matches, verified there, recorded in `transfers` (shared.pipeline.routing.transfers).
 A PingSource tick retries the pending transfers that are due."""
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from cloudevents.http import CloudEvent
 
 from events import envelope, types
 from events.products import ProductPublished
-from shared import outbox
-from shared.routing import transfers
-from shared.routing.settings import RoutingSettings
-from shared.runtime import current
-from shared.telemetry.instrument import instrumented
+from shared.adapters import outbox
+from shared.adapters.runtime import check_environment, current
+from shared.adapters.telemetry.instrument import instrumented
+from shared.pipeline.routing import transfers
+from shared.pipeline.routing.settings import RoutingSettings
+
+# At start: a missing AUXIP_* setting stops the process here, named, not at each event.
+check_environment()
 
 log = logging.getLogger("auxip.route")
 

@@ -15,7 +15,11 @@ from shared.odata.evaluate import evaluate, matches
 from shared.odata.options import MAX_TOP, OrderKey, QueryOptions, parse_query_options
 from shared.odata.parser import parse_filter
 from shared.odata.products_query import (
-    PRODUCT_COLUMNS, ProductsPage, ProductsQuery, build_products_query, fetch_products,
+    PRODUCT_COLUMNS,
+    ProductsPage,
+    ProductsQuery,
+    build_products_query,
+    fetch_products,
 )
 from shared.odata.sql import compile_filter
 

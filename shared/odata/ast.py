@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from shared.attributes import AttributeType
+from shared.core.attributes import AttributeType
 
 
 class Kind(StrEnum):

@@ -6,17 +6,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.attributes import AttributeType
+from shared.core.attributes import AttributeType
 from shared.odata import ast
 from shared.odata.ast import Kind
 from shared.odata.errors import INVALID_FILTER, ODataError
 from shared.odata.literals import coerce, describe, from_token, show
 from shared.odata.properties import COLLECTION_NAME, COLLECTION_NAME_PATH, PROPERTIES
 from shared.odata.raw import (
-    Raw, RawAnd, RawCall, RawCompare, RawIn, RawLambda, RawLiteral, RawNot, RawOr, RawPath,
+    Raw,
+    RawAnd,
+    RawCall,
+    RawCompare,
+    RawIn,
+    RawLambda,
+    RawLiteral,
+    RawNot,
+    RawOr,
+    RawPath,
 )
 from shared.odata.semantics import (
-    ascii_case, compare_python, conjunction, disjunction, match_python, negation,
+    ascii_case,
+    compare_python,
+    conjunction,
+    disjunction,
+    match_python,
+    negation,
 )
 
 _ATTRIBUTE_CASTS = {t.odata_type: t for t in AttributeType}

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from shared.attributes import KNOWN, AttributeType
+from shared.core.attributes import KNOWN, AttributeType
+from shared.core.s1time import format_canonical
 from shared.odata import ast
 from shared.odata.ast import Kind
-from shared.odata.semantics import ascii_case, compare_python, match_python
 from shared.odata.properties import PROPERTIES
-from shared.s1time import format_canonical
+from shared.odata.semantics import ascii_case, compare_python, match_python
 
 Truth = bool | None
 _Element = tuple[str, object]
@@ -36,7 +36,7 @@ def evaluate(node: ast.Bool, product: Mapping[str, object]) -> Truth:
 
 
 def element_type(name: str, value: object) -> AttributeType | None:
-    """The type an attribute is shown and filtered with (shared.attributes.type_of, except
+    """The type an attribute is shown and filtered with (shared.core.attributes.type_of, except
     that values no attribute type can hold belong to none)."""
     known = KNOWN.get(name)
     if known is not None:

@@ -3,12 +3,12 @@ use the type/unit/validity indexes. They are only ever *added* beside the origin
 predicates (results stay exact), and only from the top-level AND chain: under `not` an
 added predicate could turn a NULL into FALSE and change the answer.
 
-Invariants relied on (guaranteed by ingestion, see shared/naming.py):
+Invariants relied on (guaranteed by ingestion, see shared/core/naming.py):
 - every published name starts `S1<unit>_` and `platform_serial` is that unit ('' for `_`);
 - a name containing one of EXCLUSIVE_TYPES has exactly that `product_type` (type strings
   occur in names only as the type field; no served type contains another);
 - the `productType` attribute is the `product_type` and `platformSerialIdentifier` the
-  `platform_serial` (shared/metadata.py takes both from the name, and refuses content whose
+  `platform_serial` (shared/core/metadata.py takes both from the name, and refuses content whose
   header says another type), so the usual PRIP attribute query uses the type indexes too.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.attributes import AttributeType
+from shared.core.attributes import AttributeType
 from shared.odata import ast
 
 # The product types a client may name in contains(Name, ...).
@@ -33,7 +33,7 @@ def _served_types() -> frozenset[str]:
     # Extra types can be configured (AUXIP_EXTRA_PRODUCT_TYPES); a configured type that
     # contains a listed one (say AUX_CAL___) would break the implication for that one.
     try:
-        from shared.naming import DEFAULT_TYPES
+        from shared.core.naming import DEFAULT_TYPES
     except Exception:  # naming not importable: only the built-in types are served
         return PRODUCT_TYPES
     return PRODUCT_TYPES | frozenset(DEFAULT_TYPES)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
+from shared.core.s1time import OPEN_END
 from shared.odata import ast
 from shared.odata.ast import Kind
 from shared.odata.errors import INVALID_FILTER, ODataError
-from shared.s1time import OPEN_END
 
 MAX_NUMBER_LENGTH = 64
 _MAX_EXPONENT = 1000

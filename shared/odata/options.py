@@ -13,8 +13,15 @@ from dataclasses import dataclass
 
 from shared.odata import ast
 from shared.odata.errors import (
-    INVALID_COUNT, INVALID_EXPAND, INVALID_FORMAT, INVALID_ORDERBY, INVALID_OPTION,
-    INVALID_SELECT, INVALID_SKIP, INVALID_TOP, ODataError,
+    INVALID_COUNT,
+    INVALID_EXPAND,
+    INVALID_FORMAT,
+    INVALID_OPTION,
+    INVALID_ORDERBY,
+    INVALID_SELECT,
+    INVALID_SKIP,
+    INVALID_TOP,
+    ODataError,
 )
 from shared.odata.parser import parse_filter
 from shared.odata.properties import PROPERTIES

@@ -18,8 +18,18 @@ from shared.odata import ast
 from shared.odata.binder import bind
 from shared.odata.errors import INVALID_FILTER, ODataError
 from shared.odata.raw import (
-    MAX_DEPTH, Raw, RawAnd, RawCall, RawCompare, RawIn, RawLambda, RawLiteral, RawNot, RawOr,
-    RawPath, depth_of,
+    MAX_DEPTH,
+    Raw,
+    RawAnd,
+    RawCall,
+    RawCompare,
+    RawIn,
+    RawLambda,
+    RawLiteral,
+    RawNot,
+    RawOr,
+    RawPath,
+    depth_of,
 )
 
 MAX_FILTER_LENGTH = 32_768

@@ -13,15 +13,20 @@ from datetime import datetime
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shared.attributes import KNOWN, AttributeType
+from shared.core.attributes import KNOWN, AttributeType
+from shared.core.s1time import format_canonical
 from shared.odata import ast
 from shared.odata.ast import Kind
 from shared.odata.implied import Implied, implied
-from shared.odata.semantics import (
-    ascii_case, compare_python, conjunction, disjunction, match_python, negation,
-)
 from shared.odata.properties import PROPERTIES
-from shared.s1time import format_canonical
+from shared.odata.semantics import (
+    ascii_case,
+    compare_python,
+    conjunction,
+    disjunction,
+    match_python,
+    negation,
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def _typed_json(json: Frag, kind: Kind) -> Frag:
 
 
 def _inferred_type(json: Frag, type_: AttributeType) -> Frag:
-    """SQL form of shared.attributes.type_of for names outside KNOWN."""
+    """SQL form of shared.core.attributes.type_of for names outside KNOWN."""
     if type_ is AttributeType.STRING:
         return fragment("jsonb_typeof({}) = 'string'", json)
     if type_ is AttributeType.BOOLEAN:

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from psycopg_pool import ConnectionPool
 
-from shared.auth import Principal
-from shared.catalogue.audit import AuditEntry, record
+from shared.adapters.catalogue.audit import AuditEntry, record
+from shared.prip.auth import Principal
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from werkzeug.http import http_date
 from werkzeug.wrappers import Response
 
-from shared import storage
-from shared.auth import Principal
-from shared.catalogue.audit import AuditEntry
+from shared.adapters import storage
+from shared.adapters.catalogue.audit import AuditEntry
+from shared.adapters.telemetry import metrics
 from shared.odata import ODataError
 from shared.prip import audit, errors
+from shared.prip.auth import Principal
 from shared.prip.quotas import RETRY_AFTER_S, Busy, Slot
-from shared.telemetry import metrics
 
 if TYPE_CHECKING:
     from shared.prip.service import Service

@@ -3,7 +3,7 @@ schema (`/odata/v1/$metadata`), namespace OData.CSC as in the ESA interface docu
 
 from __future__ import annotations
 
-from shared.attributes import AttributeType
+from shared.core.attributes import AttributeType
 
 NAMESPACE = "OData.CSC"
 ENTITY_SETS = ("Products", "Subscriptions")

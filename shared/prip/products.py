@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import quote, urlencode
 
-from shared.attributes import to_odata
+from shared.core.attributes import to_odata
+from shared.core.s1time import OPEN_END, format_odata
 from shared.odata import QueryOptions
-from shared.s1time import OPEN_END, format_odata
 
 CONTEXT = "$metadata#Products"
 ENTITY_CONTEXT = "$metadata#Products/$entity"

@@ -31,11 +31,11 @@ from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared.auth import READER, SUBSCRIBER, AuthError, Principal, require
-from shared.catalogue import products as catalogue_products
+from shared.adapters.catalogue import products as catalogue_products
 from shared.odata import ODataError, fetch_products, parse_query_options
 from shared.prip import downloads, errors, metadata_document, products, subscriptions
 from shared.prip.audit import origin
+from shared.prip.auth import READER, SUBSCRIBER, AuthError, Principal, require
 from shared.prip.service import Service, current
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from shared import runtime, storage
-from shared.auth import Authenticator, AuthSettings
+from shared.adapters import runtime, storage
+from shared.adapters.runtime import Runtime
+from shared.prip.auth import Authenticator, AuthSettings
 from shared.prip.quotas import DownloadSlots
 from shared.prip.settings import PripSettings
-from shared.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -40,3 +40,9 @@ class Service:
 def current() -> Service:
     """The process-wide service, from the environment (read here and in runtime.current)."""
     return Service.build(runtime.current(), PripSettings(), AuthSettings())
+
+
+def check_environment() -> None:
+    """At prip's start: the catalogue and S3 settings, and some way to let users in."""
+    runtime.check_environment()
+    AuthSettings().require_some_access()

@@ -1,5 +1,5 @@
-"""Settings of the prip function only (env prefix AUXIP_), apart from `shared.settings`
-like `shared.auth.settings`: no other process reads them.
+"""Settings of the prip function only (env prefix AUXIP_), apart from `shared.adapters.settings`
+like `shared.prip.auth.settings`: no other process reads them.
 
 - AUXIP_DOWNLOAD_REDIRECT (`false`): `$value` answers `307` to a presigned URL of the
   archive object instead of streaming the bytes through prip.

@@ -7,7 +7,7 @@ Status: running <-> paused; cancelled is final (a cancelled subscription stays l
 until deleted, and cannot be resumed: 409). NotificationEpUsername/NotificationEpPassword
 are write-only: stored for notify's Basic auth, never returned, never audited.
 NotificationEndpoint is refused (400) when it names an address notify must not call
-(shared.endpoint_policy: loopback, link-local, ...); it cannot change afterwards (PATCH
+(shared.adapters.endpoint_policy: loopback, link-local, ...); it cannot change afterwards (PATCH
 only changes Status), and notify checks the address again before each POST.
 """
 
@@ -25,14 +25,14 @@ from uuid import UUID
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from shared import endpoint_policy, endpoint_secrets
-from shared.auth import OPERATOR, Principal
-from shared.catalogue import subscriptions as table
-from shared.catalogue.audit import AuditEntry, record
+from shared.adapters import endpoint_policy, endpoint_secrets
+from shared.adapters.catalogue import subscriptions as table
+from shared.adapters.catalogue.audit import AuditEntry, record
+from shared.core.s1time import format_odata
 from shared.odata import ODataError, parse_filter
 from shared.odata.errors import INVALID_COUNT, INVALID_OPTION, INVALID_SKIP, INVALID_TOP
 from shared.prip import audit, errors
-from shared.s1time import format_odata
+from shared.prip.auth import OPERATOR, Principal
 
 log = logging.getLogger(__name__)
 

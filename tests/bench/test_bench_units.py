@@ -10,7 +10,7 @@ from bench import figures, report
 from bench.figures import Figure, Outcome, Target
 from bench.ingest import MAX_BYTES, MIN_BYTES, aux_files
 from bench.profile import summarise
-from shared import naming
+from shared.core import naming
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -43,13 +43,13 @@ def test_table_and_missed_lines() -> None:
 def test_profile_summary_keeps_handler_stacks(tmp_path: Path) -> None:
     raw = tmp_path / "raw.txt"
     raw.write_text(
-        "run (threading.py:1);handle (main.py:35);ingest (shared/ingestion/ingest.py:72);"
-        "copy (shared/storage.py:186);_make_api_call (botocore/client.py:1) 7\n"
+        "run (threading.py:1);handle (main.py:35);ingest (shared/pipeline/ingestion/ingest.py:72);"
+        "copy (shared/adapters/storage.py:186);_make_api_call (botocore/client.py:1) 7\n"
         "run (threading.py:1);handle (gunicorn/workers/gthread.py:553);select (selectors.py:4) 90\n"
-        "run (threading.py:1);handle (main.py:35);_read_reply (shared/virus_scan.py:9) 3\n")
+        "run (threading.py:1);handle (main.py:35);_read_reply (shared/adapters/virus_scan.py:9) 3\n")
     inside = summarise(raw, "functions/ingest/main.py")
     assert inside.samples == 10
-    assert inside.by_ours[0] == ("shared/storage.py: copy", 7)
+    assert inside.by_ours[0] == ("shared/adapters/storage.py: copy", 7)
     assert inside.by_leaf[0] == ("botocore/client.py: _make_api_call", 7)
     assert summarise(raw, None).samples == 100
 

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from cloudevents.http import CloudEvent
 
+from devstack.stack import up as stack_up
 from events import bindings
-from shared.settings import Settings
-from shared.stack import up as stack_up
-from tests.pipeline import query, running, wait_until  # noqa: F401  (used by the tests)
+from shared.adapters.settings import Settings
+from tests.whole_pipeline import query, running, wait_until  # noqa: F401  (used by the tests)
 
 GRACE_S = 2.0  # SAFE folders incomplete this long are quarantined at the next sweep
 

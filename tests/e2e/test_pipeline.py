@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from shared import demo_products, storage
-from shared.stack.up import StackInfo
+from devstack import demo_products
+from devstack.stack.up import StackInfo
+from shared.adapters import storage
+from tests.core import hostile
 from tests.e2e.conftest import GRACE_S, notify_again, ping, query, wait_until
-from tests.shared import hostile
 
 REAL = Path(__file__).parents[1] / "samples" / "real"
 COMPLETE_SAFE = {

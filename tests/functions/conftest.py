@@ -10,9 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
 
-from shared import runtime
-from shared.settings import Settings
-from shared.stack import up as stack_up
+from devstack.stack import up as stack_up
+from shared.adapters import runtime
+from shared.adapters.settings import Settings
 
 FUNCTIONS = Path(__file__).parents[2] / "functions"
 

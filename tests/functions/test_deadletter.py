@@ -10,8 +10,8 @@ import pytest
 
 from events import bindings, envelope, types
 from events.files import FileArrived
-from shared.catalogue import dead_letters
-from shared.settings import Settings
+from shared.adapters.catalogue import dead_letters
+from shared.adapters.settings import Settings
 from tests.functions.conftest import client
 
 

@@ -8,14 +8,14 @@ import psycopg
 import pytest
 from cloudevents.http import CloudEvent
 
+from devstack import inbox_kafka
+from devstack.layout import Layout
+from devstack.router import kafka_source, wire
+from devstack.router.kafka_source import Record
+from devstack.router.manifests import Defaults, load
+from devstack.router.settings import REPOSITORY_ROOT
 from events import bindings, types
-from shared import inbox_kafka
-from shared.router import kafka_source, wire
-from shared.router.kafka_source import Record
-from shared.router.manifests import Defaults, load
-from shared.router.settings import REPOSITORY_ROOT
-from shared.settings import Settings
-from shared.stack.layout import Layout
+from shared.adapters.settings import Settings
 from tests.functions.conftest import client
 
 

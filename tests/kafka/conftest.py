@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import storage
-from shared.settings import Settings
-from shared.stack import processes
-from shared.stack import up as stack_up
-from shared.stack.layout import FUNCTIONS
-from tests.pipeline import running
+from devstack.settings import StackSettings
+from devstack.stack import processes
+from devstack.stack import up as stack_up
+from functions import FUNCTIONS
+from shared.adapters import storage
 from tests.reliability.end_state import close_sessions
+from tests.whole_pipeline import running
 
 KAFKA_INBOX = "auxip-kafka-inbox"
 PIPELINE_ENV = {
@@ -32,7 +32,8 @@ PIPELINE_ENV = {
 
 
 @pytest.fixture(scope="package")
-def kafka_pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up.StackInfo]:
+def kafka_pipeline(stack: stack_up.StackInfo,
+                   settings: StackSettings) -> Iterator[stack_up.StackInfo]:
     # Another package's pipeline may still run with its own environment: start afresh.
     for name in (stack_up.ROUTER, stack_up.TOKEN_ISSUER, *FUNCTIONS):
         processes.stop(settings.state_dir, name)

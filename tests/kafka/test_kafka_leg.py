@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from shared import inbox_kafka, runtime, storage
-from shared.ingestion.reconcile import reconcile_inbox
-from shared.stack import kafka, processes
-from shared.stack import up as stack_up
-from shared.stack.up import StackInfo
+from devstack import inbox_kafka
+from devstack.stack import kafka, processes
+from devstack.stack import up as stack_up
+from devstack.stack.up import StackInfo
+from shared.adapters import runtime, storage
+from shared.pipeline.ingestion.reconcile import reconcile_inbox
 from tests.reliability import end_state, faults, orbits
 
 pytestmark = pytest.mark.e2e
@@ -173,7 +174,7 @@ def test_auxip_kafka_put_publishes_the_file(fresh: StackInfo, tmp_path: Path,
     """By hand: `auxip kafka put FILE` (upload + MinIO's record) publishes the product."""
     from typer.testing import CliRunner
 
-    from shared.cli.main import app
+    from shared.operations.cli.main import app
 
     name, body = orbits.batch(1, epoch=55)[0]
     (tmp_path / name).write_bytes(body)

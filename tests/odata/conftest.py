@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from shared.catalogue.migrations import upgrade
+from shared.adapters.catalogue.migrations import upgrade
 from tests.odata import seed
 
 HERE = Path(__file__).resolve().parent

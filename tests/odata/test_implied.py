@@ -68,7 +68,7 @@ def test_types_contained_in_other_served_types_are_not_used():
 
 
 def test_range_sql_is_the_index_expression():
-    migration = (resources.files("shared.catalogue") / "migrations" / "0001_catalogue.sql").read_text()
+    migration = (resources.files("shared.adapters.catalogue") / "migrations" / "0001_catalogue.sql").read_text()
     index = re.search(r"CREATE INDEX products_type_validity.*?;", migration, re.S).group(0)
     expression = re.search(r"tstzrange\([^)]*\)", index).group(0)
     where = compile_filter(parse_filter(

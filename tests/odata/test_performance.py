@@ -17,7 +17,7 @@ from unittest import mock
 import psycopg
 import pytest
 
-from shared.catalogue.migrations import upgrade
+from shared.adapters.catalogue.migrations import upgrade
 from shared.odata import build_products_query, fetch_products, parse_query_options
 from shared.odata import sql as odata_sql
 from shared.odata.implied import Implied

@@ -12,10 +12,10 @@ import psycopg
 import pytest
 import typer
 
-from shared.cli import deadletters, events, kpi, products, replay
-from shared.settings import Settings
-from tests.pipeline import query, running, wait_until  # noqa: F401  (used by the tests)
-from shared.stack import up as stack_up
+from devstack.stack import up as stack_up
+from shared.adapters.settings import Settings
+from shared.operations.cli import main
+from tests.whole_pipeline import query, running, wait_until  # noqa: F401  (used by the tests)
 
 REPO = Path(__file__).parents[2]
 RETRIES = 2  # the Broker's delivery.retry for these tests (production: 5)
@@ -42,14 +42,9 @@ def fresh(pipeline: stack_up.StackInfo, clean_buckets: None,
 
 
 def cli() -> typer.Typer:
-    """The operator commands as `auxip` mounts them (shared/cli/main.py)."""
-    app = typer.Typer(no_args_is_help=True)
-    app.add_typer(events.app, name="events")
-    app.add_typer(deadletters.app, name="deadletters")
-    app.add_typer(products.app, name="products")
-    replay.register(app)
-    kpi.register(app)
-    return app
+    """`auxip` as a development checkout installs it: the operator commands, pointed at the
+    local stack by its installed commands (devstack.commands)."""
+    return main.app
 
 
 def execute(settings: Settings, sql: str, *params: object) -> None:

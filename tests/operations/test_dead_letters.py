@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from typer.testing import CliRunner
 
+from devstack import demo_products
+from devstack.stack import processes
+from devstack.stack.up import StackInfo
 from events import types
-from shared import demo_products, runtime, storage
-from shared.settings import Settings
-from shared.stack import processes
-from shared.stalled import resend_stalled
-from shared.stack.up import StackInfo
-from shared.telemetry import tracing
+from shared.adapters import runtime, storage
+from shared.adapters.settings import Settings
+from shared.adapters.telemetry import tracing
+from shared.pipeline.ingestion.stalled import resend_stalled
 from tests.operations.conftest import RETRIES, cli, execute, query, wait_until
 
 # The cause: the catalogue refuses every publication, so publish fails (500) each time.

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from shared import kpi
-from shared.settings import Settings
+from shared.adapters.settings import Settings
+from shared.operations import kpi
 from tests.operations.conftest import cli, query
 
 SINCE = datetime(2026, 3, 1, tzinfo=UTC)

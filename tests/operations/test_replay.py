@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from typer.testing import CliRunner
 
+from devstack import demo_products
+from devstack.stack.up import StackInfo
 from events import types
-from shared import demo_products, storage
-from shared.settings import Settings
-from shared.stack.up import StackInfo
+from shared.adapters import storage
+from shared.adapters.settings import Settings
 from tests.operations.conftest import cli, query, wait_until
 
 STABLE = ("id, logical_name, name, status, product_type, platform_serial, fingerprint, layout,"

@@ -13,8 +13,9 @@ from uuid import UUID
 
 import psycopg
 
-from shared import checksums, storage
-from shared.s1time import OPEN_END
+from shared.adapters import storage
+from shared.core import checksums
+from shared.core.s1time import OPEN_END
 
 ZIP = "application/zip"
 EOF_TYPE = "application/octet-stream"

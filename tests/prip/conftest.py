@@ -25,12 +25,17 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from shared import endpoint_policy, runtime
-from shared.prip import service as prip_service
-from shared.settings import Settings
-from shared.token_issuer.app import (
-    IssuerConfig, create_app, key_path, load_or_create_key, parse_accounts, public_jwk,
+from devstack.token_issuer.app import (
+    IssuerConfig,
+    create_app,
+    key_path,
+    load_or_create_key,
+    parse_accounts,
+    public_jwk,
 )
+from shared.adapters import endpoint_policy, runtime
+from shared.adapters.settings import Settings
+from shared.prip import service as prip_service
 from tests.prip import catalogue
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
 """`auxip audit` and `auxip subscriptions` against the test catalogue, mounted the way
-shared/cli/main.py mounts them."""
+shared/operations/cli/main.py mounts them."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import typer
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from shared import endpoint_secrets
-from shared.cli import audit, subscriptions
+from shared.adapters import endpoint_secrets
+from shared.operations.cli import audit, subscriptions
 from tests.prip.catalogue import pid
 
 pytestmark = pytest.mark.usefixtures("seeded")

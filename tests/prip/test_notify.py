@@ -25,8 +25,8 @@ from werkzeug.serving import make_server
 from events import envelope, types
 from events.bindings import to_http_binary
 from events.products import ProductEvicted, ProductPublished
-from shared import endpoint_secrets
-from shared.s1time import OPEN_END
+from shared.adapters import endpoint_secrets
+from shared.core.s1time import OPEN_END
 from tests.prip.catalogue import BY_NUMBER, NAME, pid, t
 from tests.prip.conftest import TEST_ENV, serve, stop
 

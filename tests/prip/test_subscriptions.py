@@ -14,11 +14,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 
-from shared import endpoint_secrets
-from shared.auth import SUBSCRIBER, Principal
+from shared.adapters import endpoint_secrets
 from shared.odata import ODataError
 from shared.prip import subscriptions
-
+from shared.prip.auth import SUBSCRIBER, Principal
 from tests.prip.conftest import reset_caches
 
 pytestmark = pytest.mark.usefixtures("seeded")

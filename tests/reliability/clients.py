@@ -15,9 +15,9 @@ from cloudevents.http import CloudEvent
 from flask import Flask, Response, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from devstack.stack.up import StackInfo
 from events import bindings
-from shared.settings import Settings
-from shared.stack.up import StackInfo
+from shared.adapters.settings import Settings
 
 # A line per notification received would drown the report of a failing test.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)

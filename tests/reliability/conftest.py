@@ -5,7 +5,7 @@ them) for the reliability tests, with knobs a fault test needs:
   lost (adapter down or failing at PUT time) is announced by the next sweep within the test;
 - twenty readers and a subscriber in the local issuer, so that load clients do not share
   one user's download quota;
-- smaller connection pools (tests/pipeline.py's, a little larger for prip's load): the
+- smaller connection pools (tests/whole_pipeline.py's, a little larger for prip's load): the
   machine's PostgreSQL (100 sessions) is shared with other stacks and benchmarks, and the
   default pools (8 per function, 12 for the router, 32 for download slots) could together
   take more than what is left of it.
@@ -20,12 +20,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.settings import Settings
-from shared.stack import processes
-from shared.stack import up as stack_up
-from shared.stack.layout import FUNCTIONS
-from tests.pipeline import running
+from devstack.stack import processes
+from devstack.stack import up as stack_up
+from functions import FUNCTIONS
+from shared.adapters.settings import Settings
 from tests.reliability import end_state
+from tests.whole_pipeline import running
 
 RECONCILE_AGE_S = 20.0
 SAFE_GRACE_S = 2.0

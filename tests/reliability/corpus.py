@@ -1,8 +1,8 @@
 """The hostile corpus sent through the running pipeline: each case is what a producer (or
 an attacker posing as one) PUTs into the inbox, the name its rejection row must carry and
-the reason code it must end with. Archives come from tests/shared/hostile.py; the XML
+the reason code it must end with. Archives come from tests/core/hostile.py; the XML
 attacks are planted in otherwise genuine orbit files and SAFE manifests
-(shared.demo_products), so that only the attack can be what refuses them.
+(devstack.demo_products), so that only the attack can be what refuses them.
 
 Every case has a product name of its own (validity dates differ), so that no two cases
 can be taken for the same product.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared import demo_products
-from tests.shared import hostile
+from devstack import demo_products
+from tests.core import hostile
 
 MAX_KEY_BYTES = 1024  # S3's limit on an object key
 

@@ -18,10 +18,10 @@ import psycopg
 from cloudevents.http import CloudEvent
 from psycopg.rows import dict_row
 
+from devstack.stack.up import StackInfo
 from events import bindings, types
-from shared import storage
-from shared.settings import Settings
-from shared.stack.up import StackInfo
+from shared.adapters import storage
+from shared.adapters.settings import Settings
 
 STAGES = (types.PRODUCT_INGESTED, types.PRODUCT_PACKAGED, types.PRODUCT_PUBLISHED)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import tuple_row
 
-from shared.stack import processes
+from devstack.stack import processes
 
 
 class FaultError(RuntimeError):

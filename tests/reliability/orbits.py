@@ -1,4 +1,4 @@
-"""Many small, valid orbit files (shared.demo_products.orbit_eof), and their upload into
+"""Many small, valid orbit files (devstack.demo_products.orbit_eof), and their upload into
 the inbox as a producer does it: PUTs from a few threads, RGW's notification doing the rest.
 
 Each batch has its own validity epoch, so the names of one test never meet another's.
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from shared import demo_products, storage
-from shared.settings import Settings
+from devstack import demo_products
+from shared.adapters import storage
+from shared.adapters.settings import Settings
 
 Orbit = tuple[str, bytes]
 

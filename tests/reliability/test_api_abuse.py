@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import demo_products
-from shared.stack.up import StackInfo
+from devstack import demo_products
+from devstack.stack.up import StackInfo
 from tests.reliability import clients, end_state, forgery, odata_grammar, orbits
 
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True,

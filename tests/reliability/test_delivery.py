@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 import pytest
 from cloudevents.http import CloudEvent
 
+from devstack.stack import up as stack_up
+from devstack.stack.up import StackInfo
 from events import envelope, types
 from events.files import FileArrived
-from shared import outbox, storage
-from shared.stack import up as stack_up
-from shared.stack.up import StackInfo
+from shared.adapters import outbox, storage
 from tests.reliability import clients, end_state, orbits
 
 pytestmark = pytest.mark.e2e
@@ -144,7 +144,7 @@ def test_a_poison_event_is_dead_lettered_while_the_others_flow(fresh: StackInfo)
     assert attempts[0]["n"] == 1
     # Operators see it where the router's documentation says.
     listed = subprocess.run(
-        [sys.executable, "-m", "shared.router", "--failed", "--limit", "100000"],
+        [sys.executable, "-m", "devstack.router", "--failed", "--limit", "100000"],
         env={**os.environ, **stack_up.env(s)}, capture_output=True, text=True, timeout=60,
         check=True, cwd=stack_up.REPO)
     dead = [json.loads(line) for line in listed.stdout.splitlines() if line.startswith("{")]

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.stack import up as stack_up
-from shared.stack.up import StackInfo
+from devstack.stack import up as stack_up
+from devstack.stack.up import StackInfo
 from tests.reliability import clients, end_state, faults, orbits
 
 FILES = 500

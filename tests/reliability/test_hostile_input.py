@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import storage
-from shared.stack import processes
-from shared.stack.layout import FUNCTIONS
-from shared.stack.up import StackInfo
+from devstack.stack import processes
+from devstack.stack.up import StackInfo
+from functions import FUNCTIONS
+from shared.adapters import storage
 from tests.reliability import clients, corpus, end_state, orbits
 
 pytestmark = pytest.mark.e2e

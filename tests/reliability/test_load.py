@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from shared.stack.up import StackInfo
+from devstack.stack.up import StackInfo
 from tests.reliability import clients, end_state, orbits
 from tests.reliability.conftest import LOAD_USERS
 

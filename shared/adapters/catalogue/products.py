@@ -1,0 +1,107 @@
+"""Product rows: written by ingest, package and publish; read by everyone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+@dataclass(frozen=True)
+class NewProduct:
+    id: UUID
+    logical_name: str
+    product_type: str
+    platform_serial: str
+    fingerprint: str
+    layout: str
+    archive_key: str
+    content_length: int
+    checksums: list[dict[str, str]]
+    content_start: datetime
+    content_end: datetime
+    origin_date: datetime
+    attributes: dict[str, object]
+    ingestion_date: datetime | None = None  # None: the database's now()
+
+
+def find_by_logical_name(conn: psycopg.Connection, logical_name: str) -> dict | None:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT * FROM products WHERE logical_name = %s", (logical_name,)
+    ).fetchone()
+
+
+def get(conn: psycopg.Connection, product_id: UUID) -> dict | None:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT * FROM products WHERE id = %s", (product_id,)
+    ).fetchone()
+
+
+def insert_ingested(conn: psycopg.Connection, p: NewProduct) -> bool:
+    """False when a product of that logical name exists already (a concurrent ingest)."""
+    row = conn.execute(
+        "INSERT INTO products (id, logical_name, product_type, platform_serial, fingerprint,"
+        " layout, archive_key, content_length, checksums, content_start, content_end,"
+        " origin_date, attributes, ingestion_date, modification_date)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " coalesce(%s, now()), coalesce(%s, now()))"
+        " ON CONFLICT (logical_name) DO NOTHING RETURNING id",
+        (p.id, p.logical_name, p.product_type, p.platform_serial, p.fingerprint, p.layout,
+         p.archive_key, p.content_length, json.dumps(p.checksums), p.content_start,
+         p.content_end, p.origin_date, json.dumps(p.attributes), p.ingestion_date,
+         p.ingestion_date),
+    ).fetchone()
+    return row is not None
+
+
+RESTORED_COLUMNS = (
+    "id", "logical_name", "name", "status", "product_type", "platform_serial", "fingerprint",
+    "layout", "archive_key", "distribution_key", "content_type", "content_length", "checksums",
+    "content_start", "content_end", "origin_date", "ingestion_date", "publication_date",
+    "modification_date", "eviction_date", "online", "attributes",
+)
+
+
+def insert_restored(conn: psycopg.Connection, row: dict) -> bool:
+    """Put back a whole row rebuilt from the journal (restore.py beside); False when the
+    product, its logical name or its name is catalogued already (restored concurrently)."""
+    values = [json.dumps(row[c]) if c in ("checksums", "attributes") else row[c]
+              for c in RESTORED_COLUMNS]
+    inserted = conn.execute(
+        f"INSERT INTO products ({', '.join(RESTORED_COLUMNS)})"
+        f" VALUES ({', '.join(['%s'] * len(RESTORED_COLUMNS))})"
+        " ON CONFLICT DO NOTHING RETURNING id", values,
+    ).fetchone()
+    return inserted is not None
+
+
+def mark_packaged(conn: psycopg.Connection, product_id: UUID, *, name: str,
+                  distribution_key: str, content_type: str, content_length: int,
+                  checksums: list[dict[str, str]], packaged_at: datetime | None = None) -> bool:
+    """False when the product is gone or already past packaging (a redelivery)."""
+    row = conn.execute(
+        "UPDATE products SET name = %s, distribution_key = %s, content_type = %s,"
+        " content_length = %s, checksums = %s, status = 'packaged',"
+        " modification_date = coalesce(%s, now())"
+        " WHERE id = %s AND status = 'ingested' RETURNING id",
+        (name, distribution_key, content_type, content_length, json.dumps(checksums),
+         packaged_at, product_id),
+    ).fetchone()
+    return row is not None
+
+
+def mark_published(conn: psycopg.Connection, product_id: UUID, *, publication_date: datetime,
+                   eviction_date: datetime) -> bool:
+    # The modification date is the publication's own, so the row rebuilt from the
+    # product.published event is the same row.
+    row = conn.execute(
+        "UPDATE products SET status = 'published', online = true, publication_date = %s,"
+        " eviction_date = %s, modification_date = %s"
+        " WHERE id = %s AND status = 'packaged' RETURNING id",
+        (publication_date, eviction_date, publication_date, product_id),
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,127 @@
+"""The outbox: an event is journalled in the same transaction as the change it announces,
+and sent to the broker only after that transaction commits.
+
+A crash between commit and send loses nothing: `send_pending` finds journal rows that were
+never sent and sends them (every function runs it after its own work; `auxip replay` and the
+evict PingSource run it too). Receivers are idempotent, so a row sent twice does no harm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cache
+
+import httpx
+import psycopg
+from cloudevents.http import CloudEvent
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from events.bindings import to_http_binary
+
+log = logging.getLogger(__name__)
+
+_CORE = {"id", "type", "source", "subject", "time", "specversion", "datacontenttype",
+         "dataschema"}
+
+
+def record(conn: psycopg.Connection, event: CloudEvent) -> bool:
+    """Journal `event` in the caller's transaction; False if that id is journalled already."""
+    attrs = event.get_attributes()
+    extensions = {k: v for k, v in attrs.items() if k not in _CORE}
+    row = conn.execute(
+        "INSERT INTO event_journal (id, type, source, subject, time, data, extensions)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+        (attrs["id"], attrs["type"], attrs["source"], attrs.get("subject"),
+         attrs.get("time") or datetime.now(UTC).isoformat(),
+         json.dumps(event.data), json.dumps(extensions)),
+    ).fetchone()
+    return row is not None
+
+
+def event_from_row(row: dict) -> CloudEvent:
+    attributes = {
+        "id": row["id"], "type": row["type"], "source": row["source"],
+        "time": row["time"].isoformat(), "datacontenttype": "application/json",
+        "dataschema": f"urn:auxip:schema:{row['type']}",
+    }
+    if row["subject"]:
+        attributes["subject"] = row["subject"]
+    attributes.update(row["extensions"] or {})
+    return CloudEvent(attributes, row["data"])
+
+
+def send(conn: psycopg.Connection, broker_url: str | None, event_ids: Iterable[str]) -> int:
+    """Send the journalled events `event_ids` (after their commit) over the caller's own
+    connection, so a step never needs a second one from the pool; returns how many went."""
+    ids = list(event_ids)
+    if not ids or not broker_url:
+        return 0
+    rows = conn.cursor(row_factory=dict_row).execute(
+        "SELECT * FROM event_journal WHERE id = ANY(%s) AND sent_at IS NULL"
+        " ORDER BY recorded_at", (ids,),
+    ).fetchall()
+    return len(post_rows(conn, broker_url, rows))
+
+
+def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
+                 limit: int = 200) -> int:
+    """Send journal rows left unsent for `older_than_s` (a crash, a broker that was down)."""
+    if not broker_url:
+        return 0
+    with pool.connection() as conn, conn.transaction():
+        # SKIP LOCKED: several processes sweep at once; each row goes to one of them.
+        rows = conn.cursor(row_factory=dict_row).execute(
+            "SELECT * FROM event_journal WHERE sent_at IS NULL"
+            " AND recorded_at < clock_timestamp() - make_interval(secs => %s)"
+            # Least tried first: rows that keep failing cannot fill every sweep's window.
+            " ORDER BY send_attempts, recorded_at LIMIT %s FOR UPDATE SKIP LOCKED",
+            (older_than_s, limit),
+        ).fetchall()
+        sent = post_rows(conn, broker_url, rows)
+    return len(sent)
+
+
+def post_rows(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> list[str]:
+    """Post each journal row (locked by the caller's transaction) and record the outcome;
+    returns the ids the broker accepted."""
+    sent: list[str] = []
+    for row in rows:
+        try:
+            event = event_from_row(row)
+        except Exception as failure:  # one unbuildable row must not stop the rows after it
+            error: str | None = f"cannot build the event: {type(failure).__name__}: {failure}"
+        else:
+            error = _post(broker_url, event)
+        if error is None:
+            conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
+                         " send_attempts = send_attempts + 1 WHERE id = %s", (row["id"],))
+            sent.append(row["id"])
+        else:
+            log.warning("event %s not sent to broker: %s", row["id"], error)
+            conn.execute("UPDATE event_journal SET send_attempts = send_attempts + 1,"
+                         " last_error = %s WHERE id = %s", (error, row["id"]))
+    return sent
+
+
+def _post(broker_url: str, event: CloudEvent) -> str | None:
+    try:
+        headers, body = to_http_binary(event)
+    except Exception as failure:  # the SDK's own errors, or a TypeError on a bad extension
+        return f"cannot encode the event: {type(failure).__name__}: {failure}"
+    try:
+        response = _client().post(broker_url, headers=headers, content=body)
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}"
+    if response.status_code >= 300:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    return None
+
+
+@cache
+def _client() -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0),
+                        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))

@@ -1,0 +1,51 @@
+"""What `auxip routes` and `auxip sources` share: loading their half of the routing file
+into the catalogue, and switching one entry on or off."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+import typer
+from rich.console import Console
+
+from shared.pipeline.routing import config
+
+
+class Table(Protocol):
+    """A catalogue table of named routing entries (shared.adapters.catalogue.routes / sources)."""
+
+    def upsert(self, conn: psycopg.Connection, row: Mapping[str, Any]) -> str: ...
+    def delete(self, conn: psycopg.Connection, name: str) -> bool: ...
+    def set_enabled(self, conn: psycopg.Connection, name: str, enabled: bool) -> bool: ...
+
+
+def load(conn: psycopg.Connection, console: Console, path: Path, *, table: Table,
+         entries: Callable[[Any], Iterable[Any]], row_of: Callable[[Any], Mapping[str, Any]],
+         existing: Callable[[psycopg.Connection], list[dict]], prune: bool) -> None:
+    """Create or update the file's entries; with `prune`, delete those it no longer has."""
+    try:
+        document = config.load_file(path)
+    except config.ConfigError as error:
+        console.print(f"[red]{error}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    wanted = list(entries(document))
+    with conn.transaction():
+        for entry in wanted:
+            console.print(f"{entry.name}: {table.upsert(conn, row_of(entry))}", highlight=False)
+        if prune:
+            names = {entry.name for entry in wanted}
+            for row in existing(conn):
+                if row["name"] not in names:
+                    table.delete(conn, row["name"])
+                    console.print(f"{row['name']}: deleted", highlight=False)
+
+
+def set_enabled(conn: psycopg.Connection, console: Console, *, table: Table, kind: str,
+                name: str, enabled: bool) -> None:
+    if not table.set_enabled(conn, name, enabled):
+        console.print(f"no {kind} named {name}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"{name}: {'enabled' if enabled else 'disabled'}", highlight=False)

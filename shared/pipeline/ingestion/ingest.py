@@ -1,0 +1,295 @@
+"""The ingest step: an object in the inbox becomes an archived, catalogued product, or goes
+to quarantine with a reason. Idempotent under at-least-once delivery:
+
+- one product at a time per logical name (a PostgreSQL advisory lock), so the objects of a
+  SAFE folder arriving together ingest it once;
+- bytes are copied to the archive first, the catalogue row and its event commit together,
+  and only then is the inbox cleared: a crash at any point is mended by the redelivery;
+- the same name with the same content again is a no-op; with other content, a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+import psycopg
+
+from events import envelope, types
+from events.files import FileArrived, FileRejected, RejectReason
+from events.products import Checksum, ProductIngested
+from shared.adapters import outbox, storage
+from shared.adapters.catalogue import folders, products, rejections, restore
+from shared.adapters.runtime import Runtime
+from shared.adapters.telemetry import metrics
+from shared.adapters.telemetry.tracing import current_trace_extensions
+from shared.core import attributes, naming
+from shared.core.archive_safety import ArchiveLimits
+from shared.core.arrival import Arrival, is_folder_marker, locate
+from shared.core.checksums import MD5, XXH3
+from shared.pipeline.ingestion import inspection
+from shared.pipeline.ingestion.inspection import Gone, Incomplete, Inspected, Limits, Refused
+
+log = logging.getLogger(__name__)
+
+_IDS = uuid.UUID("6f1c1a52-55a4-4b43-9d0e-5e3b2a8f7c11")  # namespace of derived ids
+_MAX_KEY_BYTES = 1024  # S3's limit on an object key
+
+
+class Outcome(StrEnum):
+    INGESTED = "ingested"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    PENDING = "pending"
+    GONE = "gone"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    name: str
+    detail: str = ""
+    event_ids: tuple[str, ...] = ()
+
+
+def ingest(rt: Runtime, arrived: FileArrived, event_id: str) -> Result:
+    if is_folder_marker(arrived.key, arrived.size):
+        return Result(Outcome.IGNORED, arrived.key, "folder marker")
+    arrival = locate(arrived.bucket, arrived.key)
+    try:
+        name = naming.parse(arrival.name, _type_table(rt.settings.extra_product_types))
+    except naming.NameRejected as error:
+        with _product_lock(rt, f"{arrival.bucket}/{arrival.folder_prefix or arrival.key}") as conn:
+            return _reject_arrival(rt, conn, arrival, arrived, RejectReason(error.reason),
+                                   error.detail, None, event_id)
+    with _product_lock(rt, name.logical_name) as conn:
+        return _ingest_locked(rt, conn, arrival, arrived, name, event_id)
+
+
+def sweep_folders(rt: Runtime, grace_s: float, event_id: str) -> list[Result]:
+    """Quarantine SAFE folders that stayed incomplete for `grace_s` since their last object."""
+    results = []
+    with rt.pool.connection() as conn:
+        stale = folders.stale(conn, grace_s)
+    for row in stale:
+        arrival = Arrival(row["bucket"], row["prefix"] + inspection.MANIFEST,
+                          row["logical_name"], row["prefix"])
+        arrived = FileArrived(bucket=row["bucket"], key=arrival.key, size=0,
+                              arrived_at=row["first_seen"])
+        with _product_lock(rt, row["logical_name"]) as conn:
+            with conn.transaction():
+                still = folders.stale(conn, grace_s)
+            if not any(r["prefix"] == row["prefix"] for r in still):
+                continue  # an object arrived meanwhile and reset its clock
+            missing = row["missing"]
+            results.append(_reject_arrival(
+                rt, conn, arrival, arrived, RejectReason.SAFE_INCOMPLETE,
+                f"no complete SAFE after {grace_s:.0f} s; missing: {', '.join(missing[:10])}",
+                None, f"{event_id}:{row['prefix']}"))
+    return results
+
+
+def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
+                   arrived: FileArrived, name: naming.ProductName, event_id: str) -> Result:
+    limits = Limits(max_file_bytes=rt.settings.max_file_bytes, archive=ArchiveLimits())
+    scanner = rt.scanner()
+    with tempfile.TemporaryDirectory(prefix="auxip-ingest-") as tmp:
+        try:
+            if arrival.is_folder:
+                inspected = inspection.inspect_folder(rt.s3, scanner, arrival, name, limits,
+                                                      Path(tmp))
+            else:
+                inspected = inspection.inspect_file(rt.s3, scanner, arrival, name, limits,
+                                                    Path(tmp))
+        except Gone:
+            existing = products.find_by_logical_name(conn, name.logical_name)
+            detail = "already ingested" if existing else "object no longer in the inbox"
+            log.info("%s: %s", arrival.key, detail)
+            return Result(Outcome.GONE, name.name, detail)
+        except Incomplete as waiting:
+            with conn.transaction():
+                folders.touch(conn, arrival.bucket, arrival.folder_prefix or "",
+                              name.logical_name, waiting.missing)
+            return Result(Outcome.PENDING, name.name, str(waiting))
+        except Refused as refused:
+            return _reject_arrival(rt, conn, arrival, arrived, refused.reason, refused.detail,
+                                   None, event_id)
+
+    existing = products.find_by_logical_name(conn, name.logical_name)
+    if existing is not None:
+        if existing["fingerprint"] == inspected.fingerprint and existing["status"] == "evicted":
+            # Its retention ended and its bytes are gone: dropping it as a duplicate would
+            # lose them silently, publishing it again is a decision for an operator.
+            return _reject_arrival(
+                rt, conn, arrival, arrived, RejectReason.CONFLICT,
+                f"{name.logical_name} was published and then evicted"
+                f" ({existing['modification_date'].astimezone(UTC):%Y-%m-%dT%H:%M:%SZ});"
+                " not published again",
+                inspected.fingerprint, event_id)
+        if existing["fingerprint"] == inspected.fingerprint:
+            _clear_inbox(rt, conn, arrival, inspected.objects)
+            return Result(Outcome.DUPLICATE, name.name, "same content already ingested")
+        return _reject_arrival(
+            rt, conn, arrival, arrived, RejectReason.CONFLICT,
+            f"{name.logical_name} is catalogued with other content (fingerprint "
+            f"{existing['fingerprint']}, this one {inspected.fingerprint})",
+            inspected.fingerprint, event_id)
+    return _accept(rt, conn, arrival, arrived, inspected, event_id)
+
+
+def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: FileArrived,
+            inspected: Inspected, event_id: str) -> Result:
+    name = inspected.name
+    s = rt.settings
+    product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
+    with conn.transaction():
+        restored = restore.restore(conn, product_id)
+    if restored:  # the catalogue lost a row the journal holds: the same bytes came again
+        _clear_inbox(rt, conn, arrival, inspected.objects)
+        return Result(Outcome.DUPLICATE, name.name, "same content already ingested"
+                      " (catalogue row restored from the journal)")
+    archive_key = _archive_objects(rt, arrival, inspected)
+    now = datetime.now(UTC)
+    meta = inspected.metadata
+    stored_attributes = attributes.to_stored(meta.attributes)
+    sums = inspected.checksums
+    event = envelope.build(
+        types.PRODUCT_INGESTED,
+        ProductIngested(
+            product_id=product_id, logical_name=name.logical_name,
+            product_type=name.product_type, platform_serial=name.unit,
+            layout=inspected.layout, archive_bucket=s.archive_bucket, archive_key=archive_key,
+            fingerprint=inspected.fingerprint, content_length=sums.size,
+            checksums=[Checksum(algorithm=MD5, value=sums.md5),
+                       Checksum(algorithm=XXH3, value=sums.xxh3)],
+            content_start=meta.validity_start, content_end=meta.validity_stop,
+            attributes=stored_attributes, arrived_at=arrived.arrived_at, ingested_at=now),
+        source=f"{s.event_source}/ingest", subject=name.logical_name,
+        event_id=str(uuid.uuid5(_IDS, f"ingested:{product_id}")),
+        extensions=current_trace_extensions(),
+    )
+    with conn.transaction():
+        inserted = products.insert_ingested(conn, products.NewProduct(
+            id=product_id, logical_name=name.logical_name, product_type=name.product_type,
+            platform_serial=name.unit, fingerprint=inspected.fingerprint,
+            layout=inspected.layout, archive_key=archive_key,
+            content_length=sums.size, checksums=sums.as_odata(now),
+            content_start=meta.validity_start, content_end=meta.validity_stop,
+            origin_date=arrived.arrived_at, attributes=stored_attributes,
+            ingestion_date=now))
+        if inserted:
+            outbox.record(conn, event)
+        if arrival.is_folder:
+            folders.forget(conn, arrival.bucket, arrival.folder_prefix or "")
+    _clear_inbox(rt, conn, arrival, inspected.objects)
+    if not inserted:
+        return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
+    outbox.send(conn, s.broker_url, [event["id"]])
+    return Result(Outcome.INGESTED, name.name, str(product_id), (event["id"],))
+
+
+def _archive_objects(rt: Runtime, arrival: Arrival, inspected: Inspected) -> str:
+    """Copy the arrived object(s) under ingested/<type>/; returns the product's archive key."""
+    s = rt.settings
+    base = f"ingested/{inspected.name.product_type}/"
+    if arrival.folder_prefix is None:
+        key = base + inspected.name.name
+        storage.copy(rt.s3, arrival.bucket, arrival.key, s.archive_bucket, key)
+        return key
+    parent = arrival.folder_prefix[: -len(inspected.name.logical_name) - 1]
+    for key in inspected.objects:
+        storage.copy(rt.s3, arrival.bucket, key, s.archive_bucket, base + key[len(parent):])
+    return base + inspected.name.logical_name + "/"
+
+
+def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
+                    arrived: FileArrived, reason: RejectReason, detail: str,
+                    fingerprint: str | None, event_id: str) -> Result:
+    """Move what arrived to quarantine, record why, announce it; nothing is dropped."""
+    s = rt.settings
+    rejection_id = uuid.uuid5(_IDS, f"rejected:{event_id}:{arrival.folder_prefix or arrival.key}")
+    if arrival.folder_prefix is not None:
+        keys = [key for key, _ in storage.list_objects(rt.s3, arrival.bucket,
+                                                       arrival.folder_prefix)]
+    else:
+        keys = [arrival.key] if storage.head(rt.s3, arrival.bucket, arrival.key) else []
+    if not keys:
+        return Result(Outcome.GONE, arrival.name, "object no longer in the inbox")
+    quarantine_root = f"{rejection_id}/"
+    for key in keys:
+        storage.copy(rt.s3, arrival.bucket, key, s.quarantine_bucket,
+                     _quarantine_key(quarantine_root, key))
+    quarantine_key = _quarantine_key(quarantine_root, arrival.folder_prefix or arrival.key)
+    now = datetime.now(UTC)
+    event = envelope.build(
+        types.FILE_REJECTED,
+        FileRejected(name=arrival.name, bucket=arrival.bucket,
+                     key=arrival.folder_prefix or arrival.key,
+                     quarantine_bucket=s.quarantine_bucket, quarantine_key=quarantine_key,
+                     reason=reason, detail=detail, fingerprint=fingerprint, rejected_at=now),
+        source=f"{s.event_source}/ingest", subject=arrival.name,
+        event_id=str(uuid.uuid5(_IDS, f"event:{rejection_id}")),
+        extensions=current_trace_extensions(),
+    )
+    with conn.transaction():
+        if outbox.record(conn, event):
+            rejections.insert(conn, name=arrival.name, source_bucket=arrival.bucket,
+                              source_key=arrival.folder_prefix or arrival.key,
+                              quarantine_key=quarantine_key, reason=reason.value,
+                              detail=detail, fingerprint=fingerprint, event_id=event_id)
+            metrics.rejected(reason.value)
+        if arrival.folder_prefix is not None:
+            folders.forget(conn, arrival.bucket, arrival.folder_prefix)
+    for key in keys:
+        storage.delete(rt.s3, arrival.bucket, key)
+    log.warning("rejected %s: %s (%s)", arrival.name, reason.value, detail)
+    outbox.send(conn, s.broker_url, [event["id"]])
+    return Result(Outcome.REJECTED, arrival.name, f"{reason.value}: {detail}", (event["id"],))
+
+
+def _quarantine_key(root: str, key: str) -> str:
+    """`root + key`, unless that passes S3's 1024-byte limit on keys (an inbox key may
+    use all of it): then a digest of the key and as much of its end as fits, so the bytes
+    are still kept under the rejection's root."""
+    full = root + key
+    if len(full.encode()) <= _MAX_KEY_BYTES:
+        return full
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    room = _MAX_KEY_BYTES - len(root.encode()) - len(digest) - 1
+    tail = key.encode()[-room:].decode("utf-8", "ignore")
+    return f"{root}{digest}-{tail}"
+
+
+def _clear_inbox(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
+                 keys: tuple[str, ...]) -> None:
+    for key in keys:
+        storage.delete(rt.s3, arrival.bucket, key)
+    if arrival.folder_prefix is not None:
+        with conn.transaction():
+            folders.forget(conn, arrival.bucket, arrival.folder_prefix)
+
+
+@contextmanager
+def _product_lock(rt: Runtime, key: str) -> Iterator[psycopg.Connection]:
+    """One ingest at a time per product: a session advisory lock on a pooled connection."""
+    with rt.pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+        try:
+            yield conn
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+@cache
+def _type_table(extra: str | None) -> Mapping[str, str]:
+    return naming.load_type_table(extra)

@@ -1,0 +1,167 @@
+"""The distribution form of each product, by product-type rules:
+
+- SAFE (folder, zip or tgz as it arrived) -> `X.SAFE.zip`, rebuilt deterministically
+  (sorted entries, fixed times and modes), so packaging the same product twice, on replay
+  or on another instance, gives the same bytes and the same checksum;
+- EOF -> kept as `X.EOF` (default) or zipped as `X.EOF.zip` (AUXIP_EOF_DISTRIBUTION=zip);
+- anything else (mission-planning tarballs) -> kept as it arrived.
+
+Archives are built in a temporary file, never in memory, and uploaded from there.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from events import envelope, types
+from events.products import Checksum, ProductIngested, ProductPackaged
+from shared.adapters import outbox, storage
+from shared.adapters.catalogue import products, restore
+from shared.adapters.runtime import Runtime
+from shared.adapters.telemetry.tracing import current_trace_extensions
+from shared.core import archive_safety, naming
+from shared.core.checksums import Checksums, Digest
+
+_IDS = uuid.UUID("0b7b1f0e-1d3c-4b9a-9c55-2f4f7e0c8a21")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_CHUNK = 1024 * 1024
+
+CONTENT_TYPES = {".zip": "application/zip", ".tgz": "application/gzip",
+                 ".EOF": "application/octet-stream"}
+
+
+@dataclass(frozen=True)
+class Packaged:
+    name: str
+    key: str
+    content_type: str
+    checksums: Checksums
+
+
+def distribution_name(logical_name: str, fmt: str, eof_distribution: str) -> str:
+    if fmt == "SAFE":
+        return f"{logical_name}.zip"
+    if fmt == "EOF" and eof_distribution == "zip":
+        return f"{logical_name}.zip"
+    return logical_name
+
+
+def package(rt: Runtime, ingested: ProductIngested) -> str | None:
+    """Package one product; returns the emitted event id, None when already packaged."""
+    s = rt.settings
+    with rt.pool.connection() as conn:
+        row = restore.get_or_restore(conn, ingested.product_id)
+    if row is None or row["status"] != "ingested":
+        return None
+    name = naming.parse(_arrived_name(row), naming.load_type_table(s.extra_product_types))
+    packaged = _build(rt, row, name)
+    now = datetime.now(UTC)
+    event = envelope.build(
+        types.PRODUCT_PACKAGED,
+        ProductPackaged(
+            product_id=row["id"], name=packaged.name, product_type=row["product_type"],
+            archive_bucket=s.archive_bucket, distribution_key=packaged.key,
+            content_type=packaged.content_type, content_length=packaged.checksums.size,
+            checksums=[Checksum(algorithm=c["Algorithm"], value=c["Value"])
+                       for c in packaged.checksums.as_odata(now)],
+            packaged_at=now),
+        source=f"{s.event_source}/package", subject=packaged.name,
+        event_id=str(uuid.uuid5(_IDS, f"packaged:{row['id']}")),
+        extensions=current_trace_extensions(),
+    )
+    with rt.pool.connection() as conn:
+        with conn.transaction():
+            done = products.mark_packaged(
+                conn, row["id"], name=packaged.name, distribution_key=packaged.key,
+                content_type=packaged.content_type, content_length=packaged.checksums.size,
+                checksums=packaged.checksums.as_odata(now), packaged_at=now)
+            if done:
+                outbox.record(conn, event)
+        if done:
+            outbox.send(conn, s.broker_url, [event["id"]])
+    return event["id"] if done else None
+
+
+def _arrived_name(row: dict) -> str:
+    """The name the product arrived under, which says its container."""
+    key = row["archive_key"].rstrip("/")
+    return key.rsplit("/", 1)[-1]
+
+
+def _build(rt: Runtime, row: dict, name: naming.ProductName) -> Packaged:
+    s = rt.settings
+    target_name = distribution_name(name.logical_name, name.format, s.eof_distribution)
+    key = f"products/{row['product_type']}/{target_name}"
+    content_type = CONTENT_TYPES.get(Path(target_name).suffix, "application/octet-stream")
+    if target_name == name.name and row["layout"] == "file":
+        # Served as it arrived: no copy, the ingested checksums stand.
+        existing = {c["Algorithm"]: c["Value"] for c in row["checksums"]}
+        sums = Checksums(md5=existing["MD5"], xxh3=existing["XXH3-128"],
+                         size=row["content_length"])
+        return Packaged(target_name, row["archive_key"], content_type, sums)
+    with tempfile.TemporaryDirectory(prefix="auxip-package-") as tmp:
+        workdir = Path(tmp)
+        entries = _entries(rt, row, name, workdir)
+        out = workdir / "out"
+        if target_name.endswith(".zip"):
+            write_deterministic_zip(out, entries)
+        else:
+            with out.open("wb") as stream:
+                for _, chunks in entries:
+                    for chunk in chunks:
+                        stream.write(chunk)
+        sums = _checksums_of(out)
+        storage.put_file(rt.s3, s.archive_bucket, key, out, content_type=content_type)
+    return Packaged(target_name, key, content_type, sums)
+
+
+def _entries(rt: Runtime, row: dict, name: naming.ProductName,
+             workdir: Path) -> Iterator[tuple[str, Iterable[bytes]]]:
+    """(entry name, chunks) of the product's content, in sorted entry order."""
+    s = rt.settings
+    if row["layout"] == "safe-folder":
+        prefix = row["archive_key"]
+        parent = prefix[: -len(name.logical_name) - 1]
+        for key, _ in sorted(storage.list_objects(rt.s3, s.archive_bucket, prefix)):
+            yield key[len(parent):], storage.iter_chunks(rt.s3, s.archive_bucket, key)
+        return
+    if not name.container:
+        yield name.logical_name, storage.iter_chunks(rt.s3, s.archive_bucket, row["archive_key"])
+        return
+    archive = workdir / "arrived"
+    with archive.open("wb") as stream:
+        for chunk in storage.iter_chunks(rt.s3, s.archive_bucket, row["archive_key"]):
+            stream.write(chunk)
+    limits = archive_safety.ArchiveLimits()
+    members = archive_safety.inspect_archive(archive, name.container, limits)
+    for member in sorted((m for m in members if not m.is_dir), key=lambda m: m.name):
+        yield member.name, archive_safety.iter_member_chunks(archive, name.container,
+                                                             member.name, limits)
+
+
+def write_deterministic_zip(path: Path, entries: Iterable[tuple[str, Iterable[bytes]]]) -> None:
+    """Same entries in -> same bytes out: no timestamps, owners or order from the source."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6,
+                         allowZip64=True) as archive:
+        for entry_name, chunks in sorted(entries, key=lambda e: e[0]):
+            info = zipfile.ZipInfo(entry_name, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            with archive.open(info, "w", force_zip64=True) as out:
+                for chunk in chunks:
+                    out.write(chunk)
+
+
+def _checksums_of(path: Path) -> Checksums:
+    digest = Digest()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.result()

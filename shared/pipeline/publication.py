@@ -1,0 +1,74 @@
+"""Publication: a packaged product goes online, with its eviction date from the retention
+policy of its type (`AUXIP_RETENTION_DAYS="AUX_RESORB=90,AUX_PREORB=30"`; types not listed
+use AUXIP_DEFAULT_RETENTION_DAYS, or are kept for ever)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from cloudevents.http import CloudEvent
+
+from events import envelope, types
+from events.products import ProductPackaged, ProductPublished
+from shared.adapters import outbox
+from shared.adapters.catalogue import products, restore
+from shared.adapters.runtime import Runtime
+from shared.adapters.telemetry import metrics
+from shared.adapters.telemetry.tracing import current_trace_extensions
+from shared.core.s1time import OPEN_END
+
+_IDS = uuid.UUID("a3d5c1e2-7f0b-4e6a-8b2d-9c1e0f3a5b7d")
+KEPT = OPEN_END  # EvictionDate 9999-12-31T23:59:59.999Z in the API
+
+
+def retention_table(spec: str) -> dict[str, int]:
+    table: dict[str, int] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        product_type, sep, days = entry.partition("=")
+        if not sep or not days.strip().isdigit():
+            raise ValueError(f"retention entry {entry!r} is not TYPE=DAYS")
+        table[product_type.strip()] = int(days)
+    return table
+
+
+def eviction_date(product_type: str, published: datetime, table: dict[str, int],
+                  default_days: int | None) -> datetime:
+    days = table.get(product_type, default_days)
+    return KEPT if days is None else published + timedelta(days=days)
+
+
+def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
+    """Publish one product; returns the emitted event id, None when already published."""
+    s = rt.settings
+    now = datetime.now(UTC)
+    evicts = eviction_date(packaged.product_type, now, retention_table(s.retention_days),
+                           s.default_retention_days)
+    with rt.pool.connection() as conn:
+        if restore.get_or_restore(conn, packaged.product_id) is None:
+            return None  # never ingested here: nothing to publish
+        with conn.transaction():
+            if not products.mark_published(conn, packaged.product_id, publication_date=now,
+                                           eviction_date=evicts):
+                return None
+            row = products.get(conn, packaged.product_id)
+            assert row is not None
+            event = _published_event(s.event_source, row, now, evicts)
+            outbox.record(conn, event)
+        metrics.published(row["product_type"], (now - row["origin_date"]).total_seconds())
+        outbox.send(conn, s.broker_url, [event["id"]])
+    return event["id"]
+
+
+def _published_event(source: str, row: dict, now: datetime, evicts: datetime) -> CloudEvent:
+    return envelope.build(
+            types.PRODUCT_PUBLISHED,
+            ProductPublished(
+                product_id=row["id"], name=row["name"], product_type=row["product_type"],
+                platform_serial=row["platform_serial"], content_length=row["content_length"],
+                content_start=row["content_start"], content_end=row["content_end"],
+                origin_date=row["origin_date"], publication_date=now, eviction_date=evicts),
+            source=f"{source}/publish", subject=row["name"],
+            event_id=str(uuid.uuid5(_IDS, f"published:{row['id']}")),
+            extensions=current_trace_extensions(),
+        )

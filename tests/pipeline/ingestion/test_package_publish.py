@@ -1,0 +1,140 @@
+"""Packaging into the distribution form, and publication with retention."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devstack import demo_products
+from events.products import ProductIngested, ProductPackaged
+from shared.adapters.runtime import Runtime
+from shared.pipeline import packaging, publication
+from shared.pipeline.ingestion.ingest import Outcome, ingest
+from tests.pipeline.ingestion.conftest import REAL, Inbox, real_folder, rows
+
+CAL = "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"
+RESORB = "S1A_OPER_AUX_RESORB_OPOD_20171213T143838_V20171213T102737_20171213T134507.EOF"
+
+
+def _ingested(rt: Runtime) -> ProductIngested:
+    [event] = rows(rt, "SELECT data FROM event_journal WHERE type = 'org.auxip.product.ingested.v1'")
+    return ProductIngested.model_validate(event["data"])
+
+
+def _packaged(rt: Runtime) -> ProductPackaged:
+    [event] = rows(rt, "SELECT data FROM event_journal WHERE type = 'org.auxip.product.packaged.v1'")
+    return ProductPackaged.model_validate(event["data"])
+
+
+def _object(rt: Runtime, key: str) -> bytes:
+    return rt.s3.get_object(Bucket=rt.settings.archive_bucket, Key=key)["Body"].read()
+
+
+def _package_cal(rt: Runtime, inbox: Inbox, zipped: bool) -> bytes:
+    files = real_folder(CAL)
+    if zipped:
+        # Another tool's zip: reversed order, directory entries, other timestamps.
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(zipfile.ZipInfo(f"{CAL}/", (2020, 5, 5, 5, 5, 4)), b"")
+            for path in sorted(files, reverse=True):
+                archive.writestr(zipfile.ZipInfo(f"{CAL}/{path}", (2021, 1, 1, 0, 0, 0)), files[path])
+        assert ingest(rt, inbox.put(CAL + ".zip", buffer.getvalue()), "ev").outcome is Outcome.INGESTED
+    else:
+        outcomes = [ingest(rt, a, f"ev{i}").outcome for i, a in enumerate(inbox.put_folder(CAL, files))]
+        assert Outcome.INGESTED in outcomes
+    assert packaging.package(rt, _ingested(rt)) is not None
+    [product] = rows(rt, "SELECT * FROM products")
+    assert product["status"] == "packaged" and product["name"] == CAL + ".zip"
+    assert product["content_type"] == "application/zip"
+    body = _object(rt, product["distribution_key"])
+    checksums = {c["Algorithm"]: c["Value"] for c in product["checksums"]}
+    assert checksums["MD5"] == hashlib.md5(body).hexdigest()
+    assert product["content_length"] == len(body)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert {n: archive.read(n) for n in archive.namelist()} == {
+            f"{CAL}/{p}": b for p, b in files.items()}
+    return body
+
+
+def test_safe_is_published_as_a_deterministic_zip_whatever_its_arrival_form(
+        rt: Runtime, inbox: Inbox, clean_catalogue_now) -> None:  # type: ignore[no-untyped-def]
+    from_folder = _package_cal(rt, inbox, zipped=False)
+    clean_catalogue_now()
+    from_zip = _package_cal(rt, inbox, zipped=True)
+    assert from_folder == from_zip
+
+
+def test_packaging_twice_is_a_no_op(rt: Runtime, inbox: Inbox) -> None:
+    _package_cal(rt, inbox, zipped=False)
+    assert packaging.package(rt, _ingested(rt)) is None
+    assert len(rows(rt, "SELECT id FROM event_journal WHERE type = 'org.auxip.product.packaged.v1'")) == 1
+
+
+def test_eof_is_served_as_it_arrived_without_a_copy(rt: Runtime, inbox: Inbox) -> None:
+    body = (REAL / RESORB).read_bytes()
+    ingest(rt, inbox.put(RESORB, body), "ev")
+    packaging.package(rt, _ingested(rt))
+    [product] = rows(rt, "SELECT * FROM products")
+    assert product["name"] == RESORB
+    assert product["distribution_key"] == product["archive_key"]
+    assert _object(rt, product["distribution_key"]) == body
+    assert _packaged(rt).content_length == len(body)
+
+
+def test_zipped_eof_is_unzipped_or_zipped_as_configured(rt: Runtime, inbox: Inbox) -> None:
+    body = (REAL / RESORB).read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(RESORB, body)
+    ingest(rt, inbox.put(RESORB + ".zip", buffer.getvalue()), "ev")
+    packaging.package(rt, _ingested(rt))
+    [product] = rows(rt, "SELECT * FROM products")
+    assert product["name"] == RESORB
+    assert _object(rt, product["distribution_key"]) == body
+
+
+def test_eof_zipped_when_so_configured(rt: Runtime, inbox: Inbox) -> None:
+    zipping = Runtime(rt.settings.model_copy(update={"eof_distribution": "zip"}), rt.pool, rt.s3)
+    body = (REAL / RESORB).read_bytes()
+    ingest(zipping, inbox.put(RESORB, body), "ev")
+    packaging.package(zipping, _ingested(rt))
+    [product] = rows(rt, "SELECT * FROM products")
+    assert product["name"] == RESORB + ".zip"
+    with zipfile.ZipFile(io.BytesIO(_object(rt, product["distribution_key"]))) as archive:
+        assert archive.namelist() == [RESORB] and archive.read(RESORB) == body
+
+
+def test_publication_sets_dates_by_retention_and_announces_once(rt: Runtime,
+                                                                inbox: Inbox) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    name, body = demo_products.orbit_eof("A", "AUX_RESORB", start, start + timedelta(hours=3),
+                                         start + timedelta(hours=4), max_vectors=3)
+    keeping = Runtime(rt.settings.model_copy(update={"retention_days": "AUX_RESORB=90"}),
+                      rt.pool, rt.s3)
+    ingest(keeping, inbox.put(name, body), "ev")
+    packaging.package(keeping, _ingested(rt))
+    assert publication.publish(keeping, _packaged(rt)) is not None
+    assert publication.publish(keeping, _packaged(rt)) is None
+    [product] = rows(rt, "SELECT * FROM products")
+    assert product["status"] == "published" and product["online"]
+    assert product["eviction_date"] - product["publication_date"] == timedelta(days=90)
+    [event] = rows(rt, "SELECT data FROM event_journal WHERE type = 'org.auxip.product.published.v1'")
+    assert event["data"]["name"] == name
+    assert event["data"]["eviction_date"].startswith(
+        (product["publication_date"] + timedelta(days=90)).strftime("%Y-%m-%dT%H:%M"))
+
+
+def test_kept_products_evict_never() -> None:
+    when = publication.eviction_date("AUX_CAL", datetime.now(UTC),
+                                     {"AUX_RESORB": 90}, None)
+    assert when == publication.KEPT
+
+
+def test_bad_retention_configuration_is_refused() -> None:
+    with pytest.raises(ValueError):
+        publication.retention_table("AUX_RESORB=ninety")
