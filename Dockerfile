@@ -11,10 +11,19 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/auxip/venv
 WORKDIR /src
 # Dependencies first, from the metadata alone: the layer stays cached while code changes.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE NOTICE ./
 RUN mkdir -p shared events functions \
  && /opt/auxip/venv/bin/pip install . \
  && /opt/auxip/venv/bin/pip uninstall --yes auxip
+# The licences of what was just installed are judged against audit/licences.toml (one not
+# allowed fails the build) and their texts and notices become the third-party report the
+# image carries; the tools run from a throwaway venv of their own (README, "Supply-chain
+# checks").
+COPY audit ./audit
+RUN python -m audit licences --runtime-python /opt/auxip/venv/bin/python \
+        --tools-venv /tmp/audit-tools --out /tmp/audit \
+ && cp /tmp/audit/THIRD_PARTY_LICENSES.txt /opt/auxip/ \
+ && rm -rf /tmp/audit-tools /tmp/audit
 COPY shared ./shared
 COPY events ./events
 COPY functions ./functions
@@ -26,8 +35,12 @@ RUN /opt/auxip/venv/bin/pip install --no-deps . \
           /opt/auxip/functions
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
+LABEL org.opencontainers.image.title="auxip" \
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin auxip
+# The venv and THIRD_PARTY_LICENSES.txt; beside them, auxip's own licence and notice.
 COPY --from=build /opt/auxip /opt/auxip
+COPY LICENSE NOTICE /opt/auxip/
 ENV PATH=/opt/auxip/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

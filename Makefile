@@ -10,10 +10,12 @@ PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	2>/dev/null && { echo $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps up down status env run test bench schemas clean
+.PHONY: help venv system-deps up down status env run test bench schemas clean audit \
+	secrets-baseline
 
 help:
 	@echo "make up | down | status | env | run | test | bench | schemas | venv | system-deps | clean"
+	@echo "make audit | secrets-baseline"
 
 venv: $(STAMP)
 
@@ -50,6 +52,18 @@ bench: system-deps venv
 
 schemas: venv
 	$(VENV)/bin/python -m events.schemas
+
+# Supply-chain and code checks (README, "Supply-chain checks"): SBOM, licences, SAST,
+# secrets, vulnerabilities; reports in build/audit/. The tools and the runtime dependencies
+# get virtual environments of their own (.venv-audit, .venv-runtime), not .venv.
+AUDIT_ARGS ?=
+audit:
+	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
+	$(PYTHON) -m audit $(AUDIT_ARGS)
+
+# Record reviewed secret-scan findings: update audit/secrets.baseline, label the new ones.
+secrets-baseline:
+	$(PYTHON) -m audit --review-secrets
 
 clean: down
 	rm -rf .local .pytest_cache .hypothesis build dist *.egg-info

@@ -107,7 +107,9 @@ def wait_ready(state: Path, layout: Layout, timeout: float = 30.0) -> None:
         if not processes.is_alive(state, NAME):
             break
         try:
-            with urllib.request.urlopen(url(layout) + "/-/ready", timeout=2) as answer:
+            ready = urllib.request.urlopen(  # nosec B310  # our own Prometheus's URL
+                url(layout) + "/-/ready", timeout=2)
+            with ready as answer:
                 if answer.status == 200:
                     return
         except (urllib.error.URLError, OSError):

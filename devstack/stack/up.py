@@ -145,7 +145,7 @@ def service_dir(state: Path, name: str, user: str | None) -> Path:
     chosen = state / name
     fits = len(os.fsencode(chosen)) <= 80  # clamd's socket path must stay under 108
     if not (fits and (user is None or os.geteuid() != 0 or _reachable_by(chosen, user))):
-        digest = hashlib.sha1(os.fsencode(state)).hexdigest()[:12]
+        digest = hashlib.sha1(os.fsencode(state), usedforsecurity=False).hexdigest()[:12]
         chosen = Path(tempfile.gettempdir()) / f"auxip-{digest}" / name
     chosen.mkdir(mode=0o755, parents=True, exist_ok=True)
     return chosen
@@ -175,7 +175,7 @@ def _wait_http(url: str, timeout: float, state: Path, name: str) -> None:
         if not processes.is_alive(state, name):
             break
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            urllib.request.urlopen(url, timeout=2).close()  # nosec B310  # the stack's own URL
             return
         except urllib.error.HTTPError:
             return  # it answers, whatever it thinks of a bare GET

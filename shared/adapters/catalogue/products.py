@@ -72,7 +72,7 @@ def insert_restored(conn: psycopg.Connection, row: dict) -> bool:
     values = [json.dumps(row[c]) if c in ("checksums", "attributes") else row[c]
               for c in RESTORED_COLUMNS]
     inserted = conn.execute(
-        f"INSERT INTO products ({', '.join(RESTORED_COLUMNS)})"
+        f"INSERT INTO products ({', '.join(RESTORED_COLUMNS)})"  # nosec B608  # constant columns
         f" VALUES ({', '.join(['%s'] * len(RESTORED_COLUMNS))})"
         " ON CONFLICT DO NOTHING RETURNING id", values,
     ).fetchone()
