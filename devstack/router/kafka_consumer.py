@@ -34,6 +34,8 @@ from devstack.router.store import Store
 MAX_WAITING = 500
 POLL_S = 0.1
 ERROR_LOG_EVERY_S = 60.0
+# A member the group gave no partition, checked this often for topics that appeared since.
+EMPTY_CHECK_S = 5.0
 
 
 class OffsetTracker:
@@ -115,6 +117,7 @@ class KafkaSourceMember:
                                           daemon=True) for i in range(max(1, workers))]
         self._thread = threading.Thread(target=self._run, name=f"kafka-{member}", daemon=True)
         self._logged: dict[str, float] = {}
+        self._given_nothing = False  # the last assignment was empty
 
     # -- control ----------------------------------------------------------------------------
 
@@ -153,8 +156,12 @@ class KafkaSourceMember:
                       member=self.member, topics=list(self.source.topics),
                       group=self.source.consumer_group,
                       bootstrap=self.config["bootstrap.servers"])
-            last_commit = 0.0
+            last_commit = last_check = 0.0
             while not self._stopping.is_set():
+                if self._given_nothing and time.monotonic() - last_check >= EMPTY_CHECK_S:
+                    last_check = time.monotonic()
+                    if self._topics_have_partitions_for_all(consumer):
+                        return  # _run makes a new member, which the group gives partitions
                 for message in consumer.consume(num_messages=200, timeout=POLL_S):
                     self._take(message)
                 self._flow(consumer)
@@ -168,6 +175,23 @@ class KafkaSourceMember:
         finally:
             consumer.close()  # leaves the group: the others take the partitions at once
             logs.info("kafka source stopped", kafkasource=self.source.key, member=self.member)
+
+    def _topics_have_partitions_for_all(self, consumer: Consumer) -> bool:
+        """A group that rebalanced while its topics did not exist (a broker that restarted
+        empty) gives its members nothing, and a topic made afterwards does not always make it
+        rebalance again: rejoin when the topics have a partition for every member."""
+        try:
+            metadata = consumer.list_topics(timeout=2.0)
+        except Exception:  # KafkaException: the broker is away; check again later
+            return False
+        partitions = sum(len(metadata.topics[topic].partitions) for topic in self.source.topics
+                         if topic in metadata.topics and not metadata.topics[topic].error)
+        if partitions < self.source.consumers:
+            return False
+        logs.warning("given no partition of topics that have some: rejoining the group",
+                     kafkasource=self.source.key, member=self.member, partitions=partitions)
+        self._given_nothing = False
+        return True
 
     def _current(self) -> list[_Lane]:
         with self._lock:
@@ -247,6 +271,7 @@ class KafkaSourceMember:
     # -- rebalances (called by the client inside consume) -----------------------------------
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._given_nothing = not partitions
         logs.info("partitions assigned", kafkasource=self.source.key, member=self.member,
                   partitions=[f"{p.topic}/{p.partition}" for p in partitions])
 
