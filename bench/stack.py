@@ -41,7 +41,7 @@ MEMSTORE_BYTES = 3 * 1024**3
 ISSUER = "token-issuer"
 READER = ("alice", "alice-pw")  # a demo user of the local realm (devstack/token_issuer/demo-realm.json)
 # Offsets from PORT_BASE the stack's Layout leaves free (functions 1..10, issuer 20,
-# Ceph/clamd/PostgreSQL 30..33).
+# Ceph/clamd/PostgreSQL 30..33, Kafka 34).
 PERF_PRIP_OFFSET = 40
 SINK_OFFSET = 45
 COLD_OFFSET = 50

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from devstack.layout import Layout
 from devstack.router import logs, manifests
 from devstack.router.server import RouterServer, load_topology
 from devstack.router.settings import RouterSettings
@@ -85,6 +86,16 @@ def print_topology(topology: manifests.Topology, settings: RouterSettings) -> No
         print(f"pingsource {source.key} ({source.file})")
         print(f"  schedule: {source.schedule.text!r} ({source.schedule.zone.key}), next {source.schedule.next_after(now).isoformat()}")
         print(f"  sink: {source.sink.description} -> {source.sink.url}")
+    local = settings.kafka_bootstrap_servers or Layout(settings.port_base).kafka_bootstrap
+    for kafka in topology.kafka_sources:
+        print(f"kafkasource {kafka.key} ({kafka.file})")
+        print(f"  topics: {', '.join(kafka.topics)}; group {kafka.consumer_group}; "
+              f"initialOffset {kafka.initial_offset}; "
+              f"{'ordered' if kafka.ordered else 'unordered'}; {kafka.consumers} consumer(s)")
+        print(f"  bootstrapServers: {', '.join(kafka.bootstrap_servers)} -> {local}")
+        subscription = kafka.subscription
+        print(f"  sink: {subscription.destination.description} -> {subscription.url}")
+        print(f"  delivery: {_delivery_text(subscription.delivery)}")
 
 
 def _delivery_text(delivery: manifests.Delivery | manifests.DeliverySpec) -> str:

@@ -35,7 +35,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -52,6 +52,18 @@ ERROR_DATA_MAX = 1024
 
 def is_retryable(status: int | None) -> bool:
     return status is None or status >= 500 or status in RETRYABLE_STATUS
+
+
+def dead_letter_extensions(subscriber: str, code: int | None, data: bytes | None,
+                           extra: Mapping[str, str] | None) -> dict[str, str]:
+    """What an event carries to the dead-letter sink, as Knative's dispatchers set it."""
+    extensions = {dead_letters.DESTINATION: subscriber}
+    if code is not None:
+        extensions[dead_letters.CODE] = str(code)
+    if data:
+        extensions[dead_letters.DATA] = base64.b64encode(data).decode("ascii")
+    extensions.update(extra or {})
+    return extensions
 
 
 @dataclass(frozen=True)
@@ -300,12 +312,8 @@ class Dispatcher:
             self.store.failed(claim, failure)
             logs.error("delivery failed", status="failed", error=failure.error, **_event_fields(claim))
             return
-        extensions = {dead_letters.DESTINATION: claim.subscriber}
-        if claim.error_code is not None:
-            extensions[dead_letters.CODE] = str(claim.error_code)
-        if claim.error_data:
-            extensions[dead_letters.DATA] = base64.b64encode(claim.error_data).decode("ascii")
-        extensions.update(claim.error_extensions or {})
+        extensions = dead_letter_extensions(claim.subscriber, claim.error_code, claim.error_data,
+                                            claim.error_extensions)
         response = self.post(sink.url, claim.event.with_extensions(extensions), delivery.timeout, prefer_reply=False)
         fields = _event_fields(claim) | {"url": sink.url, "http_status": response.status,
                                           "duration_ms": round(response.seconds * 1000, 1)}
