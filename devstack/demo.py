@@ -11,8 +11,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from devstack import demo_products, inbox_kafka
-from shared.adapters import storage
 from devstack.settings import StackSettings
+from shared.adapters import storage
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from devstack.layout import Layout
 from devstack.router import manifests
 from devstack.router.kafka_source import KafkaSource
 from devstack.router.settings import RouterSettings
+from devstack.router.topology import Defaults
 from devstack.settings import StackSettings
 from shared.adapters import storage
 
@@ -88,7 +89,7 @@ def minio_record(bucket: str, key: str, *, size: int, etag: str,
 def kafka_source(settings: StackSettings) -> KafkaSource:
     """The KafkaSource of the deployment's manifests (the one the router runs)."""
     directory = RouterSettings().manifests_dir()
-    defaults = manifests.Defaults(timeout=300.0, backoff_delay=1.0)
+    defaults = Defaults(timeout=300.0, backoff_delay=1.0)
     sources = manifests.load(directory, Layout(settings.port_base), defaults).kafka_sources
     if len(sources) != 1:
         raise KafkaUnavailable(f"{directory}: {len(sources)} KafkaSources, expected one")

@@ -23,6 +23,7 @@ from devstack.router import logs, manifests
 from devstack.router.server import RouterServer, load_topology
 from devstack.router.settings import RouterSettings
 from devstack.router.store import Store, new_instance, open_pool
+from devstack.router.topology import Delivery, DeliverySpec, Topology
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve(settings, topology)
 
 
-def serve(settings: RouterSettings, topology: manifests.Topology) -> int:
+def serve(settings: RouterSettings, topology: Topology) -> int:
     router = RouterServer(settings, topology)
     stopping = threading.Event()
 
@@ -68,7 +69,7 @@ def serve(settings: RouterSettings, topology: manifests.Topology) -> int:
     return 0
 
 
-def print_topology(topology: manifests.Topology, settings: RouterSettings) -> None:
+def print_topology(topology: Topology, settings: RouterSettings) -> None:
     print(f"manifests: {settings.manifests_dir()} ({len(topology.files)} files)")
     for broker in topology.brokers.values():
         default = " (default: POST /)" if topology.default_broker() is broker else ""
@@ -98,7 +99,7 @@ def print_topology(topology: manifests.Topology, settings: RouterSettings) -> No
         print(f"  delivery: {_delivery_text(subscription.delivery)}")
 
 
-def _delivery_text(delivery: manifests.Delivery | manifests.DeliverySpec) -> str:
+def _delivery_text(delivery: Delivery | DeliverySpec) -> str:
     parts = [
         f"retry={delivery.retry}",
         f"backoff={delivery.backoff_policy}",

@@ -18,12 +18,12 @@ import enum
 import threading
 from collections.abc import Callable
 
-from shared.adapters.catalogue.dead_letters import ATTEMPTS as ATTEMPTS_EXTENSION
 from devstack.router import logs
-from devstack.router.dispatch import Response, dead_letter_extensions, is_retryable
-from devstack.router.manifests import Delivery, Subscription
+from devstack.router.delivery import Response, dead_letter_extensions, is_retryable
 from devstack.router.store import Failure, Store
+from devstack.router.topology import Delivery, Subscription
 from devstack.router.wire import Event
+from shared.adapters.catalogue.dead_letters import ATTEMPTS as ATTEMPTS_EXTENSION
 
 Post = Callable[..., Response]  # Dispatcher.post: (url, event, timeout, *, prefer_reply)
 KEEP_RETRY_MAX_S = 30.0

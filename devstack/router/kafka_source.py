@@ -28,7 +28,7 @@ from cloudevents.exceptions import GenericException
 from devstack.router import wire
 
 if TYPE_CHECKING:
-    from devstack.router.manifests import Subscription
+    from devstack.router.topology import Subscription
 
 KAFKA_EVENT = "dev.knative.kafka.event"
 HEADER_PREFIX = "kafkaheader"

@@ -11,10 +11,10 @@ from devstack.layout import Layout
 from devstack.router import dispatch, logs, manifests
 from devstack.router.ingress import IngressServer
 from devstack.router.kafka_consumer import KafkaSourceMember
-from devstack.router.manifests import Broker, Topology
 from devstack.router.ping import PingScheduler
 from devstack.router.settings import RouterSettings
 from devstack.router.store import Store, new_instance, open_pool
+from devstack.router.topology import Broker, Defaults, Topology
 from devstack.router.wire import Event
 from shared.adapters.catalogue.migrations import upgrade
 
@@ -23,7 +23,7 @@ PURGE_EVERY_S = 600.0
 
 
 def load_topology(settings: RouterSettings) -> Topology:
-    defaults = manifests.Defaults(
+    defaults = Defaults(
         timeout=settings.router_attempt_timeout_s, backoff_delay=settings.router_backoff_delay_s
     )
     return manifests.load(settings.manifests_dir(), Layout(settings.port_base), defaults)

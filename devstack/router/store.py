@@ -22,7 +22,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from devstack.router.manifests import Subscription
+from devstack.router.topology import Subscription
 from devstack.router.wire import Event
 from shared.adapters.catalogue.dead_letters import ATTEMPTS as ATTEMPTS_EXTENSION
 

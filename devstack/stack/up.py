@@ -23,7 +23,12 @@ from pathlib import Path
 
 from devstack.layout import Layout
 from devstack.settings import (
-    SECRET_KEYS_FILE, STATE_FILE, StackSettings, recorded, stack_settings, wired,
+    SECRET_KEYS_FILE,
+    STATE_FILE,
+    StackSettings,
+    recorded,
+    stack_settings,
+    wired,
 )
 from devstack.stack import ceph, clamav, kafka, postgres, processes, prometheus
 from functions import FUNCTIONS, folder_of

@@ -12,8 +12,9 @@ from devstack import inbox_kafka
 from devstack.layout import Layout
 from devstack.router import kafka_source, wire
 from devstack.router.kafka_source import Record
-from devstack.router.manifests import Defaults, load
+from devstack.router.manifests import load
 from devstack.router.settings import REPOSITORY_ROOT
+from devstack.router.topology import Defaults
 from events import bindings, types
 from shared.adapters.settings import Settings
 from tests.functions.conftest import client

@@ -13,8 +13,9 @@ from devstack.layout import Layout
 from devstack.router import kafka_source
 from devstack.router.kafka_consumer import OffsetTracker
 from devstack.router.kafka_source import Record
-from devstack.router.manifests import Defaults, ManifestError, load
+from devstack.router.manifests import ManifestError, load
 from devstack.router.settings import REPOSITORY_ROOT
+from devstack.router.topology import Defaults
 
 LAYOUT = Layout(8080)
 DEFAULTS = Defaults(timeout=300.0, backoff_delay=1.0)
