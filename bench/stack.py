@@ -37,9 +37,9 @@ PORT_BASE = int(os.environ.get("AUXIP_BENCH_PORT_BASE", "24080"))
 STATE = REPO / ".local" / "bench-stack"
 DATABASE = "auxip_bench"
 ISSUER = "token-issuer"
-READER = ("alice", "alice-pw")  # one of the issuer's demo users (devstack.token_issuer.app)
+READER = ("alice", "alice-pw")  # a demo user of the local realm (devstack/token_issuer/demo-realm.json)
 # Offsets from PORT_BASE the stack's Layout leaves free (functions 1..10, issuer 20,
-# Ceph/clamd/PostgreSQL 30..33).
+# Ceph/clamd/PostgreSQL 30..33, Kafka 34).
 PERF_PRIP_OFFSET = 40
 SINK_OFFSET = 45
 COLD_OFFSET = 50

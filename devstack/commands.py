@@ -1,4 +1,4 @@
-"""The local stack's `auxip` commands (`up | down | status | env | clean | demo`), installed
+"""The local stack's `auxip` commands (`up | down | status | env | clean | demo | kafka`),
 into the operator CLI through the `auxip.commands` entry point of a development checkout;
 they also point every operator command at the local stack (its addresses unless AUXIP_*
 says)."""
@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devstack import demo_command
+from devstack import demo_command, kafka_command
 from devstack.layout import Layout
 from devstack.settings import StackSettings, stack_settings
 from devstack.stack import clean as forget
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
     app.command("env")(env)
     app.command("clean")(clean)
     app.command("demo")(demo_command.run)
+    app.add_typer(kafka_command.app, name="kafka")
     session.use(settings=stack_settings, function_url=_function_url)
 
 

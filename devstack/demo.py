@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-from devstack import demo_products
+from devstack import demo_products, inbox_kafka
+from devstack.settings import StackSettings
 from shared.adapters import storage
-from shared.adapters.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def expected_names(files: list[demo_products.DemoFile]) -> set[str]:
     return names
 
 
-def run(settings: Settings, *, timeout_s: float = 120.0,
+def run(settings: StackSettings, *, timeout_s: float = 120.0,
         progress: Callable[[int, int], None] | None = None) -> DemoReport:
     files = demo_products.demo_set()
     wanted = expected_names(files)
@@ -40,6 +40,8 @@ def run(settings: Settings, *, timeout_s: float = 120.0,
     began = time.monotonic()
     for item in files:
         storage.put_bytes(s3, settings.inbox_bucket, item.key, item.body)
+    if settings.inbox_notifications == "kafka":  # as MinIO's Kafka target would
+        inbox_kafka.announce(settings, s3, settings.inbox_bucket, [item.key for item in files])
     published: list[dict] = []
     while True:
         with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:

@@ -8,6 +8,7 @@ from rich.console import Console
 from devstack import demo
 from devstack.settings import stack_settings
 from shared.core.s1time import OPEN_END
+from shared.prip.auth import AuthSettings
 
 console = Console()
 
@@ -36,11 +37,22 @@ def run(timeout: float = typer.Option(120.0, help="seconds to wait for publicati
         f"-d client_id=auxip {token_url} | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"access_token\"])')\n"
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" "
         f"'{settings.prip_url}/Products?$filter=contains(Name,%27AUX_RESORB%27)&$orderby=ContentDate/Start%20desc&$top=5'\n"
-        f"Environment for your shell: eval \"$(.venv/bin/auxip env)\"",
+        f"Environment for your shell: eval \"$(.venv/bin/auxip env)\"\n"
+        f"{_anonymous_note()}\n"
+        "Pointing CDSE-style, Keycloak-style, curl and Python clients at auxip: docs/clients.md",
         highlight=False, soft_wrap=True)
     if report.missing:
         console.print(f"[red]not published within {timeout:.0f} s:[/red] {', '.join(report.missing)}")
         raise typer.Exit(1)
+
+
+def _anonymous_note() -> str:
+    if AuthSettings().anonymous_catalogue:
+        return ("Anonymous catalogue: on (AUXIP_ANONYMOUS_CATALOGUE): clients written for the "
+                "Copernicus Data Space (CDSE) search without a token; downloads need one.")
+    return ("Anonymous catalogue: off. Clients written for the Copernicus Data Space (CDSE) "
+            "search without a token: make down && AUXIP_ANONYMOUS_CATALOGUE=true make run "
+            "(downloads still need one).")
 
 
 def _short(when) -> str:  # type: ignore[no-untyped-def]

@@ -97,7 +97,7 @@ def aux_safe(unit: str, product_type: str, validity: datetime, generation: datet
     mission = "s1" + (unit.lower() if unit != "_" else "")
     data_path = f"data/{mission}-aux-{short}.xml"
     data = _aux_xml(product_type, payload_bytes, seed)
-    schema = f'<?xml version="1.0"?><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema"/>\n'.encode()
+    schema = '<?xml version="1.0"?><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema"/>\n'.encode()
     schema_path = f"support/s1-aux-{short}.xsd"
     platform_number = unit if unit != "_" else ""
     manifest = f"""<?xml version='1.0' encoding='UTF-8'?>

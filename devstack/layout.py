@@ -46,6 +46,15 @@ class Layout:
         return self.port_base + 33
 
     @property
+    def kafka_port(self) -> int:
+        """The Kafka-protocol broker the router's KafkaSources consume from."""
+        return self.port_base + 34
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
     def prometheus_port(self) -> int:
         """Only with `auxip up --with-monitoring`."""
         return self.port_base + 35

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 
@@ -31,6 +32,13 @@ class StackSettings(Settings):
     auth_issuer: str = ""
     state_dir: Path = Path(".local")
     port_base: int = 8080
+    # The Kafka the router's KafkaSources read and `auxip kafka` writes to ("host:port,...";
+    # derived: the stack's own broker, Layout(port_base).kafka_bootstrap).
+    kafka_bootstrap_servers: str = ""
+    # How the inbox bucket announces new objects: "webhook" (RGW POSTs them to inbox-adapter)
+    # or "kafka" (no webhook: MinIO-format records on the KafkaSource's topic announce them,
+    # as production's MinIO writes them; RGW cannot write to Kafka, `auxip kafka put` can).
+    inbox_notifications: Literal["webhook", "kafka"] = "webhook"
 
 
 def recorded(state: Path) -> dict:
@@ -39,6 +47,13 @@ def recorded(state: Path) -> dict:
         return json.loads((state / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def wired(found: dict, settings: StackSettings) -> str | None:
+    """How `up` last wired this inbox bucket's notifications (None: not this bucket)."""
+    if found.get("inbox_bucket") == settings.inbox_bucket:
+        return found.get("inbox_notifications")
+    return None
 
 
 def stack_settings(settings: StackSettings | None = None) -> StackSettings:
@@ -56,6 +71,7 @@ def stack_settings(settings: StackSettings | None = None) -> StackSettings:
         "broker_url": layout.router_url,
         "token_url": local_token_url(settings.port_base, layout.host),
         "auth_issuer": local_issuer(settings.port_base, layout.host),
+        "kafka_bootstrap_servers": layout.kafka_bootstrap,
     }
     update = {k: v for k, v in derived.items() if k not in settings.model_fields_set}
     sealing = state / SECRET_KEYS_FILE
@@ -68,5 +84,9 @@ def stack_settings(settings: StackSettings | None = None) -> StackSettings:
         or settings.database_url == found.get("requested_url")
     ):
         update["database_url"] = found["database_url"]
+    # How `up` wired the inbox holds for every later command on this stack.
+    wired_as = wired(found, settings)
+    if wired_as and "inbox_notifications" not in settings.model_fields_set:
+        update["inbox_notifications"] = wired_as
     update["state_dir"] = state
     return settings.model_copy(update=update)

@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from devstack.layout import Layout
 from devstack.router import logs, manifests
 from devstack.router.server import RouterServer, load_topology
 from devstack.router.settings import RouterSettings
 from devstack.router.store import Store, new_instance, open_pool
+from devstack.router.topology import Delivery, DeliverySpec, Topology
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve(settings, topology)
 
 
-def serve(settings: RouterSettings, topology: manifests.Topology) -> int:
+def serve(settings: RouterSettings, topology: Topology) -> int:
     router = RouterServer(settings, topology)
     stopping = threading.Event()
 
@@ -67,7 +69,7 @@ def serve(settings: RouterSettings, topology: manifests.Topology) -> int:
     return 0
 
 
-def print_topology(topology: manifests.Topology, settings: RouterSettings) -> None:
+def print_topology(topology: Topology, settings: RouterSettings) -> None:
     print(f"manifests: {settings.manifests_dir()} ({len(topology.files)} files)")
     for broker in topology.brokers.values():
         default = " (default: POST /)" if topology.default_broker() is broker else ""
@@ -85,9 +87,19 @@ def print_topology(topology: manifests.Topology, settings: RouterSettings) -> No
         print(f"pingsource {source.key} ({source.file})")
         print(f"  schedule: {source.schedule.text!r} ({source.schedule.zone.key}), next {source.schedule.next_after(now).isoformat()}")
         print(f"  sink: {source.sink.description} -> {source.sink.url}")
+    local = settings.kafka_bootstrap_servers or Layout(settings.port_base).kafka_bootstrap
+    for kafka in topology.kafka_sources:
+        print(f"kafkasource {kafka.key} ({kafka.file})")
+        print(f"  topics: {', '.join(kafka.topics)}; group {kafka.consumer_group}; "
+              f"initialOffset {kafka.initial_offset}; "
+              f"{'ordered' if kafka.ordered else 'unordered'}; {kafka.consumers} consumer(s)")
+        print(f"  bootstrapServers: {', '.join(kafka.bootstrap_servers)} -> {local}")
+        subscription = kafka.subscription
+        print(f"  sink: {subscription.destination.description} -> {subscription.url}")
+        print(f"  delivery: {_delivery_text(subscription.delivery)}")
 
 
-def _delivery_text(delivery: manifests.Delivery | manifests.DeliverySpec) -> str:
+def _delivery_text(delivery: Delivery | DeliverySpec) -> str:
     parts = [
         f"retry={delivery.retry}",
         f"backoff={delivery.backoff_policy}",

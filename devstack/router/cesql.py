@@ -36,38 +36,35 @@ from importlib import resources
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
-Value = str | int | bool
+from devstack.router.cesql_values import (
+    FUNCTIONS,
+    INT_MAX,
+    INT_MIN,
+    CesqlError,
+    CesqlEvaluationError,
+    CesqlMissingFunctionError,
+    CesqlSyntaxError,
+    Errors,
+    Value,
+    cast,
+    equal,
+    like_match,
+    like_pattern,
+    to_bool,
+    to_int,
+    to_str,
+    wrap,
+)
+
+__all__ = ["CesqlError", "CesqlEvaluationError", "CesqlMissingFunctionError",
+           "CesqlSyntaxError", "Expression", "Value", "parse"]
+
 Attributes = Mapping[str, str]
-Errors = list["CesqlEvaluationError"]
 _Node = Callable[[Attributes, Errors], Value]
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")
 _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
 # Deep nesting would exhaust Python's stack when evaluating the compiled closures.
 _MAX_DEPTH = 100
-
-
-class CesqlError(Exception):
-    """Anything wrong with a CESQL expression; the only exception this module raises."""
-
-    kind = "generic"
-
-
-class CesqlSyntaxError(CesqlError):
-    kind = "parse"
-
-
-class CesqlMissingFunctionError(CesqlSyntaxError):
-    """No function of that name takes that many arguments."""
-
-    kind = "missingFunction"
-
-
-class CesqlEvaluationError(CesqlError):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind  # missingAttribute | cast | math | functionEvaluation
 
 
 @dataclass(frozen=True)
@@ -152,7 +149,7 @@ def _operands(nodes: list[_Node], attributes: Attributes, errors: Errors) -> lis
 
 def _integer(node: Tree, depth: int) -> _Node:
     value = int(node.children[0])
-    if value > _INT_MAX:
+    if value > INT_MAX:
         raise CesqlSyntaxError(f"integer literal {value} is not a 32-bit integer")
     return lambda _attributes, _errors: value
 
@@ -215,7 +212,7 @@ def _not(node: Tree, depth: int) -> _Node:
 
     def run(attributes: Attributes, errors: Errors) -> Value:
         values = _operands(operands, attributes, errors)
-        return False if values is None else not _to_bool(values[0], errors)
+        return False if values is None else not to_bool(values[0], errors)
 
     return run
 
@@ -223,12 +220,12 @@ def _not(node: Tree, depth: int) -> _Node:
 def _neg(node: Tree, depth: int) -> _Node:
     child = node.children[0]
     if isinstance(child, Tree) and child.data == "integer" and int(child.children[0]) == 2**31:
-        return lambda _attributes, _errors: _INT_MIN  # the one literal only writable negated
+        return lambda _attributes, _errors: INT_MIN  # the one literal only writable negated
     operands = _children(node, depth)
 
     def run(attributes: Attributes, errors: Errors) -> Value:
         values = _operands(operands, attributes, errors)
-        return 0 if values is None else _wrap(-_to_int(values[0], errors))
+        return 0 if values is None else wrap(-to_int(values[0], errors))
 
     return run
 
@@ -241,14 +238,14 @@ def _logic(kind: str) -> Callable[[Tree, int], _Node]:
             first = _operands([left], attributes, errors)
             if first is None:
                 return False
-            x = _to_bool(first[0], errors)
+            x = to_bool(first[0], errors)
             # Short circuit: the right operand is not evaluated, so it cannot err.
             if (kind == "and" and not x) or (kind == "or" and x):
                 return x
             second = _operands([right], attributes, errors)
             if second is None:
                 return False
-            y = _to_bool(second[0], errors)
+            y = to_bool(second[0], errors)
             return x != y if kind == "xor" else y
 
         return run
@@ -275,10 +272,10 @@ def _compare(node: Tree, depth: int) -> _Node:
             return False
         x, y = values
         if op == "=":
-            return _equal(x, y, errors)
+            return equal(x, y, errors)
         if op in ("!=", "<>"):
-            return not _equal(x, y, errors)
-        return _ORDERINGS[op](_to_int(x, errors), _to_int(y, errors))
+            return not equal(x, y, errors)
+        return _ORDERINGS[op](to_int(x, errors), to_int(y, errors))
 
     return run
 
@@ -292,18 +289,18 @@ def _arith(node: Tree, depth: int) -> _Node:
         values = _operands(operands, attributes, errors)
         if values is None:
             return 0
-        x, y = _to_int(values[0], errors), _to_int(values[1], errors)
+        x, y = to_int(values[0], errors), to_int(values[1], errors)
         if op == "+":
-            return _wrap(x + y)
+            return wrap(x + y)
         if op == "-":
-            return _wrap(x - y)
+            return wrap(x - y)
         if op == "*":
-            return _wrap(x * y)
+            return wrap(x * y)
         if y == 0:
             errors.append(CesqlEvaluationError("math", "division by zero"))
             return 0
         quotient = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
-        return _wrap(quotient if op == "/" else x - y * quotient)
+        return wrap(quotient if op == "/" else x - y * quotient)
 
     return run
 
@@ -312,13 +309,13 @@ def _like(negated: bool) -> Callable[[Tree, int], _Node]:
     def build(node: Tree, depth: int) -> _Node:
         subject = _compile(node.children[0], depth)
         pattern_tree = next(c for c in node.children[1:] if isinstance(c, Tree))
-        pattern = _like_pattern(_unquote(str(pattern_tree.children[0])))
+        pattern = like_pattern(_unquote(str(pattern_tree.children[0])))
 
         def run(attributes: Attributes, errors: Errors) -> Value:
             values = _operands([subject], attributes, errors)
             if values is None:
                 return False
-            return _like_match(_to_str(values[0]), pattern) != negated
+            return like_match(to_str(values[0]), pattern) != negated
 
         return run
 
@@ -335,7 +332,7 @@ def _in(negated: bool) -> Callable[[Tree, int], _Node]:
                 return False
             value, *members = values
             target = type(value)
-            found = any(_cast(member, target, errors) == value for member in members)
+            found = any(cast(member, target, errors) == value for member in members)
             return found != negated
 
         return run
@@ -346,7 +343,7 @@ def _in(negated: bool) -> Callable[[Tree, int], _Node]:
 def _call(node: Tree, depth: int) -> _Node:
     name = str(node.children[0]).upper()
     arguments = [_compile(child, depth) for child in node.children[1:] if child is not None]
-    entry = _FUNCTIONS.get(name)
+    entry = FUNCTIONS.get(name)
     if entry is None:
         raise CesqlMissingFunctionError(f"unknown function {name}")
     least, most, zero, implementation = entry
@@ -387,172 +384,4 @@ _RULES: dict[str, Callable[[Tree, int], _Node]] = {
     "in_": _in(False),
     "not_in": _in(True),
     "call": _call,
-}
-
-
-# -- types and casts: a failed cast is an error and the zero value of the target type --------
-
-
-def _wrap(value: int) -> int:
-    return (value - _INT_MIN) % 2**32 + _INT_MIN
-
-
-def _to_int(value: Value, errors: Errors) -> int:
-    if type(value) is bool:
-        return int(value)
-    if type(value) is int:
-        return value
-    text = str(value)
-    if _INT_TEXT.fullmatch(text):
-        number = int(text)
-        if _INT_MIN <= number <= _INT_MAX:
-            return number
-    errors.append(CesqlEvaluationError("cast", f"{text[:40]!r} is not a 32-bit integer"))
-    return 0
-
-
-def _to_bool(value: Value, errors: Errors, *, explicit: bool = False) -> bool:
-    if type(value) is bool:
-        return value
-    if type(value) is int:
-        if explicit:
-            return value != 0
-        errors.append(CesqlEvaluationError("cast", f"integer {value} used as a boolean"))
-        return False
-    text = str(value).lower()
-    if text == "true":
-        return True
-    if text == "false":
-        return False
-    errors.append(CesqlEvaluationError("cast", f"{str(value)[:40]!r} is not a boolean"))
-    return False
-
-
-def _to_str(value: Value) -> str:
-    if type(value) is bool:
-        return "true" if value else "false"
-    return str(value)
-
-
-def _cast(value: Value, target: type, errors: Errors) -> Value:
-    if target is bool:
-        return _to_bool(value, errors)
-    if target is int:
-        return _to_int(value, errors)
-    return _to_str(value)
-
-
-def _equal(left: Value, right: Value, errors: Errors) -> bool:
-    # `=` is ambiguous (String, Integer, Boolean): the right operand's type decides.
-    if type(left) is type(right):
-        return left == right
-    return _cast(left, type(right), errors) == right
-
-
-# -- LIKE ----------------------------------------------------------------------------------
-
-_ANY = object()  # %
-_ONE = object()  # _
-
-
-def _like_pattern(pattern: str) -> list[object]:
-    tokens: list[object] = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern) and pattern[i + 1] in "%_\\":
-            tokens.append(pattern[i + 1])
-            i += 2
-            continue
-        tokens.append(_ANY if char == "%" else _ONE if char == "_" else char)
-        i += 1
-    return tokens
-
-
-def _like_match(text: str, pattern: list[object]) -> bool:
-    # Wildcard matching with backtracking to the last %: O(len(text) * len(pattern)) at
-    # worst, where a regex could take exponential time on hostile patterns.
-    t = p = 0
-    star_p, star_t = -1, 0
-    while t < len(text):
-        if p < len(pattern) and (pattern[p] is _ONE or pattern[p] == text[t]):
-            t += 1
-            p += 1
-        elif p < len(pattern) and pattern[p] is _ANY:
-            star_p, star_t = p, t
-            p += 1
-        elif star_p >= 0:
-            star_t += 1
-            t, p = star_t, star_p + 1
-        else:
-            return False
-    while p < len(pattern) and pattern[p] is _ANY:
-        p += 1
-    return p == len(pattern)
-
-
-# -- built-in functions: on bad arguments, an error and the value the spec gives --------------
-
-
-def _function_error(errors: Errors, message: str, kind: str = "functionEvaluation") -> None:
-    errors.append(CesqlEvaluationError(kind, message))
-
-
-def _substring(args: list[Value], errors: Errors) -> str:
-    text, position = _to_str(args[0]), _to_int(args[1], errors)
-    if position > len(text) or position < -len(text):
-        _function_error(errors, "SUBSTRING position out of range")
-        return ""
-    if position == 0:
-        return ""
-    start = position - 1 if position > 0 else len(text) + position
-    if len(args) == 2:
-        return text[start:]
-    length = _to_int(args[2], errors)
-    if length < 0:
-        _function_error(errors, "SUBSTRING length is negative")
-        return ""
-    return text[start : start + length]
-
-
-def _left(args: list[Value], errors: Errors) -> str:
-    text, count = _to_str(args[0]), _to_int(args[1], errors)
-    if count < 0:
-        _function_error(errors, "LEFT length is negative")
-        return text
-    return text[:count]
-
-
-def _right(args: list[Value], errors: Errors) -> str:
-    text, count = _to_str(args[0]), _to_int(args[1], errors)
-    if count < 0:
-        _function_error(errors, "RIGHT length is negative")
-        return text
-    return text[len(text) - count :] if count < len(text) else text
-
-
-def _abs(args: list[Value], errors: Errors) -> int:
-    value = _to_int(args[0], errors)
-    if value == _INT_MIN:
-        _function_error(errors, "ABS overflows a 32-bit integer", "math")
-        return _INT_MAX
-    return abs(value)
-
-
-# name: (least arguments, most or None, zero value of the result, implementation)
-_FUNCTIONS: dict[str, tuple[int, int | None, Value, Callable[[list[Value], Errors], Value]]] = {
-    "LENGTH": (1, 1, 0, lambda args, _errors: len(_to_str(args[0]))),
-    "CONCAT": (0, None, "", lambda args, _errors: "".join(_to_str(a) for a in args)),
-    "CONCAT_WS": (1, None, "",
-                  lambda args, _errors: _to_str(args[0]).join(_to_str(a) for a in args[1:])),
-    "LOWER": (1, 1, "", lambda args, _errors: _to_str(args[0]).lower()),
-    "UPPER": (1, 1, "", lambda args, _errors: _to_str(args[0]).upper()),
-    "TRIM": (1, 1, "", lambda args, _errors: _to_str(args[0]).strip()),
-    "LEFT": (2, 2, "", _left),
-    "RIGHT": (2, 2, "", _right),
-    "SUBSTRING": (2, 3, "", _substring),
-    "ABS": (1, 1, 0, _abs),
-    "INT": (1, 1, 0, lambda args, errors: _to_int(args[0], errors)),
-    "BOOL": (1, 1, False, lambda args, errors: _to_bool(args[0], errors, explicit=True)),
-    "STRING": (1, 1, "", lambda args, _errors: _to_str(args[0])),
 }

@@ -29,60 +29,26 @@ marked failed and stays in router.deliveries for operators.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import math
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import httpx
 import psycopg
 
 from devstack.router import logs, wire
-from devstack.router.manifests import Subscription, Topology
+from devstack.router.delivery import (
+    Response,
+    dead_letter_extensions,
+    is_retryable,
+    new_transport,
+    post,
+)
 from devstack.router.store import CHANNEL, Claimed, Failure, Reply, Store, application_name
-from shared.adapters.catalogue import dead_letters
-
-RETRYABLE_STATUS = frozenset({404, 408, 409, 429})
-ERROR_DATA_MAX = 1024
-
-
-def is_retryable(status: int | None) -> bool:
-    return status is None or status >= 500 or status in RETRYABLE_STATUS
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int | None
-    error: str | None
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    def failure(self) -> Failure:
-        extensions = {
-            name[4:]: value
-            for name, value in self.headers.items()
-            if name.startswith("kne-") and name[4:].isalnum() and name[4:].isascii()
-        }
-        return Failure(
-            status=self.status,
-            error=self.error or f"HTTP {self.status}",
-            body=self.body[:ERROR_DATA_MAX] if self.body else None,
-            extensions=extensions or None,
-        )
-
-
-def new_transport() -> httpx.BaseTransport:
-    # A bare transport ignores HTTP(S)_PROXY: loopback deliveries must not go to a proxy.
-    return httpx.HTTPTransport(limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+from devstack.router.topology import Subscription, Topology
 
 
 class Dispatcher:
@@ -300,12 +266,8 @@ class Dispatcher:
             self.store.failed(claim, failure)
             logs.error("delivery failed", status="failed", error=failure.error, **_event_fields(claim))
             return
-        extensions = {dead_letters.DESTINATION: claim.subscriber}
-        if claim.error_code is not None:
-            extensions[dead_letters.CODE] = str(claim.error_code)
-        if claim.error_data:
-            extensions[dead_letters.DATA] = base64.b64encode(claim.error_data).decode("ascii")
-        extensions.update(claim.error_extensions or {})
+        extensions = dead_letter_extensions(claim.subscriber, claim.error_code, claim.error_data,
+                                            claim.error_extensions)
         response = self.post(sink.url, claim.event.with_extensions(extensions), delivery.timeout, prefer_reply=False)
         fields = _event_fields(claim) | {"url": sink.url, "http_status": response.status,
                                           "duration_ms": round(response.seconds * 1000, 1)}
@@ -366,34 +328,10 @@ class Dispatcher:
         return Reply(event, subscription.broker, targets)
 
     def post(self, url: str, event: wire.Event, timeout: float, *, prefer_reply: bool) -> Response:
-        headers, body = wire.binary(event)
-        if prefer_reply:
-            headers.append(("prefer", b"reply"))
-        started = time.monotonic()
-        try:
-            target = self._urls.get(url)
-            if target is None:
-                target = self._urls[url] = httpx.URL(url)
-            request = httpx.Request(
-                "POST", target, headers=headers, content=body,
-                extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}},
-            )
-            answer = self._transport().handle_request(request)
-            try:
-                content = answer.read()
-            finally:
-                answer.close()
-        except httpx.TimeoutException:
-            return Response(None, f"no answer within {timeout:g}s", seconds=time.monotonic() - started)
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            return Response(None, f"{type(error).__name__}: {error}", seconds=time.monotonic() - started)
-        return Response(
-            answer.status_code,
-            None,
-            content,
-            wire.header_pairs(answer.headers.raw),
-            time.monotonic() - started,
-        )
+        target = self._urls.get(url)
+        if target is None:
+            target = self._urls[url] = httpx.URL(url)
+        return post(self._transport(), target, event, timeout, prefer_reply=prefer_reply)
 
 
     def _transport(self) -> httpx.BaseTransport:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from devstack.router import logs, wire
-from devstack.router.manifests import Broker, Topology
+from devstack.router.topology import Broker, Topology
 
 # (event, broker) -> number of deliveries created; raises on storage failure.
 Ingest = Callable[[wire.Event, Broker], int]

@@ -1,9 +1,11 @@
 """Knative manifests -> the router's topology: which events go where, and how persistently.
 
 Every YAML document under a directory is read; `Broker` and `Trigger`
-(eventing.knative.dev/v1) and `PingSource` (sources.knative.dev/v1) are kept, other kinds
-ignored. References are resolved for the local stack: a `serving.knative.dev/v1` Service X
-is `Layout.function_url(X)`, a Broker is the router itself.
+(eventing.knative.dev/v1), `PingSource` (sources.knative.dev/v1) and `KafkaSource`
+(sources.knative.dev/v1beta1) are kept, other kinds ignored. References are resolved for
+the local stack: a `serving.knative.dev/v1` Service X is `Layout.function_url(X)`, a Broker
+is the router itself; a KafkaSource's `bootstrapServers` name production's Kafka, and the
+router reads the stack's broker instead (AUXIP_KAFKA_BOOTSTRAP_SERVERS).
 
 Delivery follows the Kafka Broker (the class auxip runs in production):
 - a Trigger's `spec.delivery` is merged field by field over its Broker's; unset fields fall
@@ -18,8 +20,10 @@ A bad manifest raises ManifestError naming the file, the object and the field.
 from __future__ import annotations
 
 import base64
+import re
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,169 +32,32 @@ import yaml
 
 from devstack.layout import Layout
 from devstack.router import cron, durations, filters
+from devstack.router.kafka_source import KafkaSource
+from devstack.router.topology import (
+    Broker,
+    Defaults,
+    Delivery,
+    DeliverySpec,
+    Destination,
+    PingSource,
+    Subscription,
+    Topology,
+    Trigger,
+)
 from functions import FUNCTIONS
 
 EVENTING = "eventing.knative.dev/v1"
 SOURCES = "sources.knative.dev/v1"
+SOURCES_V1BETA1 = "sources.knative.dev/v1beta1"
 SERVING = "serving.knative.dev/v1"
 DEFAULT_NAMESPACE = "default"
-PING_TYPE = "dev.knative.sources.ping"
+
+
+KINDS = ("Broker", "Trigger", "PingSource", "KafkaSource")
 
 
 class ManifestError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Destination:
-    url: str
-    description: str  # what the manifest said, for --check and logs
-    broker: str | None = None  # "namespace/name" when the destination is a Broker
-
-
-@dataclass(frozen=True)
-class DeliverySpec:
-    """A `delivery` block as written: None where a field is unset."""
-
-    retry: int | None = None
-    backoff_policy: str | None = None
-    backoff_delay: float | None = None
-    timeout: float | None = None
-    dead_letter: Destination | None = None
-
-    def over(self, base: DeliverySpec | None) -> DeliverySpec:
-        if base is None:
-            return self
-        return DeliverySpec(
-            retry=self.retry if self.retry is not None else base.retry,
-            backoff_policy=self.backoff_policy or base.backoff_policy,
-            backoff_delay=self.backoff_delay if self.backoff_delay is not None else base.backoff_delay,
-            timeout=self.timeout if self.timeout is not None else base.timeout,
-            dead_letter=self.dead_letter or base.dead_letter,
-        )
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """Effective delivery of one subscription."""
-
-    retry: int
-    backoff_policy: str
-    backoff_delay: float
-    timeout: float
-    dead_letter: Destination | None
-
-    def backoff(self, retry_number: int) -> float:
-        """Seconds to wait before retry `retry_number` (1 for the first retry)."""
-        if self.backoff_policy == "linear":
-            return self.backoff_delay * retry_number
-        return self.backoff_delay * 2**retry_number
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """Where deliveries of one Trigger (or one PingSource's direct sink) go."""
-
-    key: str  # stored with each delivery: "namespace/trigger" or "pingsource:namespace/name"
-    destination: Destination
-    delivery: Delivery
-    broker: str | None  # replies are ingested into this broker; None: replies ignored
-
-    @property
-    def url(self) -> str:
-        return self.destination.url
-
-
-@dataclass(frozen=True)
-class Broker:
-    namespace: str
-    name: str
-    file: str
-    delivery: DeliverySpec | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class Trigger:
-    namespace: str
-    name: str
-    file: str
-    broker: str  # key
-    filter: filters.Filter = field(repr=False, compare=False)
-    filter_text: str
-    subscription: Subscription
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class PingSource:
-    namespace: str
-    name: str
-    file: str
-    schedule: cron.Schedule
-    content_type: str | None
-    data: bytes | None
-    extensions: Mapping[str, str]
-    sink: Destination
-    subscription: Subscription | None  # None when the sink is a Broker
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def source(self) -> str:
-        return f"/apis/v1/namespaces/{self.namespace}/pingsources/{self.name}"
-
-
-@dataclass(frozen=True)
-class Topology:
-    brokers: Mapping[str, Broker]
-    triggers: Mapping[str, Trigger]
-    ping_sources: Sequence[PingSource]
-    subscriptions: Mapping[str, Subscription]
-    files: Sequence[str] = ()
-
-    def broker_for_path(self, path: str) -> Broker | None:
-        """`/` is the default broker; `/<namespace>/<broker>` as Knative's ingress URL."""
-        parts = [p for p in path.split("?", 1)[0].split("/") if p]
-        if not parts:
-            return self.default_broker()
-        if len(parts) == 2:
-            return self.brokers.get(f"{parts[0]}/{parts[1]}")
-        return None
-
-    def default_broker(self) -> Broker | None:
-        if len(self.brokers) == 1:
-            return next(iter(self.brokers.values()))
-        named = [b for b in self.brokers.values() if b.name == "default"]
-        return named[0] if len(named) == 1 else None
-
-    def route(self, broker: str, attributes: Mapping[str, str]) -> list[Subscription]:
-        return [
-            trigger.subscription
-            for trigger in self.triggers.values()
-            if trigger.broker == broker and trigger.filter(attributes)
-        ]
-
-    def lease_seconds(self) -> float:
-        """How long a claimed delivery stays claimed: longer than any attempt may take."""
-        timeouts = [s.delivery.timeout for s in self.subscriptions.values()] or [0.0]
-        return max(timeouts) + 30.0
-
-
-@dataclass(frozen=True)
-class Defaults:
-    timeout: float
-    backoff_delay: float
-    # PingSource has no delivery block; direct sinks get a few retries and no DLS.
-    ping_retry: int = 3
 
 
 def load(directory: Path, layout: Layout, defaults: Defaults) -> Topology:
@@ -204,7 +71,7 @@ def load(directory: Path, layout: Layout, defaults: Defaults) -> Topology:
         except yaml.YAMLError as error:
             raise ManifestError(f"{path}: not valid YAML: {error}") from None
         for document in loaded:
-            if isinstance(document, dict) and document.get("kind") in ("Broker", "Trigger", "PingSource"):
+            if isinstance(document, dict) and document.get("kind") in KINDS:
                 documents.append((str(path), document))
     return build(documents, layout, defaults, files=[str(p) for p in files])
 
@@ -226,6 +93,7 @@ def build(
             brokers[broker.key] = broker
     triggers: dict[str, Trigger] = {}
     pings: dict[str, PingSource] = {}
+    kafkas: dict[str, KafkaSource] = {}
     for file, document in documents:
         if document["kind"] == "Trigger":
             trigger = _trigger(_Object(file, document, EVENTING), resolver, brokers, defaults)
@@ -237,9 +105,17 @@ def build(
             if ping.key in pings:
                 raise ManifestError(f"{file}: PingSource {ping.key} is defined twice (also in {pings[ping.key].file})")
             pings[ping.key] = ping
+        elif document["kind"] == "KafkaSource":
+            kafka = _kafka_source(_Object(file, document, SOURCES_V1BETA1), resolver, defaults)
+            if kafka.key in kafkas:
+                raise ManifestError(f"{file}: KafkaSource {kafka.key} is defined twice"
+                                    f" (also in {kafkas[kafka.key].file})")
+            kafkas[kafka.key] = kafka
     subscriptions = {t.subscription.key: t.subscription for t in triggers.values()}
     subscriptions.update({p.subscription.key: p.subscription for p in pings.values() if p.subscription})
-    return Topology(brokers, triggers, list(pings.values()), subscriptions, tuple(files))
+    subscriptions.update({k.subscription.key: k.subscription for k in kafkas.values()})
+    return Topology(brokers, triggers, list(pings.values()), subscriptions, tuple(files),
+                    tuple(kafkas.values()))
 
 
 # -- objects -------------------------------------------------------------------------------
@@ -363,6 +239,50 @@ def _ping_source(obj: _Object, resolver: _Resolver, brokers: Mapping[str, Broker
         delivery = _effective(DeliverySpec(retry=defaults.ping_retry), defaults)
         subscription = Subscription(f"pingsource:{obj.namespace}/{obj.name}", sink, delivery, None)
     return PingSource(obj.namespace, obj.name, obj.file, schedule, content_type, data, extensions, sink, subscription)
+
+
+_KAFKA_FIELDS = ("consumers", "bootstrapServers", "net", "topics", "consumerGroup",
+                 "initialOffset", "delivery", "ordering", "sink", "ceOverrides")
+_SERVER = re.compile(r"[^\s:,]+:[0-9]+")
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
+_GROUPS = uuid.UUID("0b6f4f2e-8d1c-4a57-9a61-3c2f9e7d5a10")
+
+
+def _kafka_source(obj: _Object, resolver: _Resolver, defaults: Defaults) -> KafkaSource:
+    # `net` (TLS, SASL) is production's business: the local broker is plain loopback.
+    spec = obj.spec
+    obj.only(spec, "spec", _KAFKA_FIELDS)
+    servers = spec.get("bootstrapServers")
+    if not isinstance(servers, list) or not servers or not all(
+            isinstance(s, str) and _SERVER.fullmatch(s) for s in servers):
+        obj.fail("spec.bootstrapServers", "must be a non-empty list of host:port")
+    topics = spec.get("topics")
+    if not isinstance(topics, list) or not topics or not all(
+            isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
+        obj.fail("spec.topics", "must be a non-empty list of topic names ([a-zA-Z0-9._-])")
+    # Knative names an unset group once, at random, and keeps it; here: stable per source.
+    named = uuid.uuid5(_GROUPS, f"{obj.namespace}/{obj.name}")
+    group = spec.get("consumerGroup") or f"knative-kafka-source-{named}"
+    if not isinstance(group, str):
+        obj.fail("spec.consumerGroup", "must be a string")
+    initial = spec.get("initialOffset", "latest")  # Knative's default
+    if initial not in ("earliest", "latest"):
+        obj.fail("spec.initialOffset", f"must be earliest or latest, got {initial!r}")
+    ordering = spec.get("ordering", "ordered")
+    if ordering not in ("ordered", "unordered"):
+        obj.fail("spec.ordering", f"must be ordered or unordered, got {ordering!r}")
+    consumers = spec.get("consumers", 1)
+    if not isinstance(consumers, int) or isinstance(consumers, bool) or consumers < 1:
+        obj.fail("spec.consumers", f"must be a positive integer, got {consumers!r}")
+    if "sink" not in spec:
+        obj.fail("spec.sink", "is required")
+    sink = resolver.destination(obj, spec["sink"], "spec.sink")
+    written = _delivery_spec(obj, spec.get("delivery"), "spec.delivery", resolver)
+    subscription = Subscription(f"kafkasource:{obj.namespace}/{obj.name}", sink,
+                                _effective(written or DeliverySpec(), defaults), None)
+    return KafkaSource(obj.namespace, obj.name, obj.file, tuple(servers), tuple(topics), group,
+                       initial, ordering == "ordered", consumers,
+                       _ce_overrides(obj, spec.get("ceOverrides")), subscription)
 
 
 def _ce_overrides(obj: _Object, overrides: Any) -> dict[str, str]:

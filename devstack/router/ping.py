@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from devstack.router import logs
-from devstack.router.manifests import PING_TYPE, PingSource, Topology
 from devstack.router.store import Store
+from devstack.router.topology import PING_TYPE, PingSource, Topology
 from devstack.router.wire import Event
 
 Now = Callable[[], datetime]

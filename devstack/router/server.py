@@ -1,5 +1,6 @@
-"""The running router: ingress, dispatcher, PingSource scheduler and housekeeping around one
-PostgreSQL pool. `python -m devstack.router` runs one; tests run one in-process."""
+"""The running router: ingress, dispatcher, PingSource scheduler, KafkaSource consumers and
+housekeeping around one PostgreSQL pool. `python -m devstack.router` runs one; tests run one
+in-process."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import time
 from devstack.layout import Layout
 from devstack.router import dispatch, logs, manifests
 from devstack.router.ingress import IngressServer
-from devstack.router.manifests import Broker, Topology
+from devstack.router.kafka_consumer import KafkaSourceMember
 from devstack.router.ping import PingScheduler
 from devstack.router.settings import RouterSettings
 from devstack.router.store import Store, new_instance, open_pool
+from devstack.router.topology import Broker, Defaults, Topology
 from devstack.router.wire import Event
 from shared.adapters.catalogue.migrations import upgrade
 
@@ -21,7 +23,7 @@ PURGE_EVERY_S = 600.0
 
 
 def load_topology(settings: RouterSettings) -> Topology:
-    defaults = manifests.Defaults(
+    defaults = Defaults(
         timeout=settings.router_attempt_timeout_s, backoff_delay=settings.router_backoff_delay_s
     )
     return manifests.load(settings.manifests_dir(), Layout(settings.port_base), defaults)
@@ -61,19 +63,24 @@ class RouterServer:
         self.dispatcher.start()
         self.pings = PingScheduler(self.store, self.topology, self.dispatcher.kick)
         self.pings.start()
+        self.kafka = self._kafka_members()
+        for member in self.kafka:
+            member.start()
         # A short poll interval only bounds how long stop() waits for the accept loop.
         self._spawn(lambda: self.ingress.serve_forever(poll_interval=0.05), "router-ingress")
         self._spawn(self._housekeeping, "router-housekeeping")
         logs.info(
             "router started", url=self.url, instance=self.instance, workers=self.settings.router_workers,
             triggers=len(self.topology.triggers), pingsources=len(self.topology.ping_sources),
-            reclaimed=reclaimed,
+            kafkasources=len(self.topology.kafka_sources), reclaimed=reclaimed,
         )
 
     def stop(self) -> None:
         self._stop.set()
         self.ingress.shutdown()
         self.ingress.server_close()
+        for member in self.kafka:  # first: they finish deliveries with the dispatcher's sender
+            member.stop()
         self.pings.stop()
         self.dispatcher.stop()
         self.pool.close()
@@ -89,6 +96,21 @@ class RouterServer:
         self.dispatcher.kick()
         logs.info("event accepted", deliveries=len(targets), triggers=[t.key for t in targets], **fields)
         return len(targets)
+
+    def _kafka_members(self) -> list[KafkaSourceMember]:
+        settings = self.settings
+        servers = settings.kafka_bootstrap_servers or Layout(settings.port_base).kafka_bootstrap
+        return [
+            KafkaSourceMember(
+                source, servers, self.dispatcher.post, self.store,
+                member=f"{self.instance}-{source.name}-{index}",
+                workers=settings.router_workers,
+                session_timeout_ms=settings.router_kafka_session_timeout_ms,
+                commit_interval_s=settings.router_kafka_commit_interval_s,
+            )
+            for source in self.topology.kafka_sources
+            for index in range(source.consumers)
+        ]
 
     def healthy(self) -> bool:
         with self.pool.connection(timeout=2.0) as conn:

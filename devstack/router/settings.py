@@ -29,6 +29,10 @@ class RouterSettings(StackSettings):
     router_db_pool: int = 12
     # Delivered events are purged from the router's tables after this long; failed ones stay.
     router_retention_hours: float = 24.0
+    # KafkaSources: a member joins its group ~half this after it starts (Knative: 10000);
+    # done records' offsets are committed this often (Knative: every 5 s).
+    router_kafka_session_timeout_ms: int = 6000
+    router_kafka_commit_interval_s: float = 1.0
 
     def manifests_dir(self) -> Path:
         path = self.knative_dir

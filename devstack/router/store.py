@@ -22,7 +22,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from devstack.router.manifests import Subscription
+from devstack.router.topology import Subscription
 from devstack.router.wire import Event
 from shared.adapters.catalogue.dead_letters import ATTEMPTS as ATTEMPTS_EXTENSION
 
@@ -237,6 +237,33 @@ class Store:
                 + ("" if keep_subscriber_error else
                    ", error_code = %(status)s, error_data = %(body)s, error_extensions = %(extensions)s"),
                 _failure_params(failure),
+            )
+
+    def record_failed(self, event: Event, subscription: Subscription, stage: str, attempts: int,
+                      failure: Failure) -> None:
+        """A KafkaSource's record that neither its sink nor its dead-letter sink took: kept
+        as a failed delivery (listed by --failed, sent again by --redeliver)."""
+        params = _event_params(event, subscription.key, [subscription], "kafka", self.instance)
+        with self.pool.connection() as conn:
+            conn.execute(
+                """
+                WITH event AS (
+                    INSERT INTO router.events
+                        (broker, event_id, source, type, subject, attributes, data, origin)
+                    VALUES (%(broker)s, %(id)s, %(source)s, %(type)s, %(subject)s,
+                            %(attributes)s, %(data)s, %(origin)s)
+                    RETURNING seq
+                )
+                INSERT INTO router.deliveries
+                    (event_seq, trigger, subscriber, stage, status, attempts, last_status,
+                     last_error, error_code, error_data, error_extensions, finished_at)
+                SELECT seq, %(trigger)s, %(subscriber)s, %(stage)s, 'failed', %(attempts)s,
+                       %(status)s, %(error)s, %(status)s, %(body)s, %(extensions)s, now()
+                FROM event
+                """,
+                params | _failure_params(failure) | {
+                    "trigger": subscription.key, "subscriber": subscription.url,
+                    "stage": stage, "attempts": attempts},
             )
 
     def release(self, claims: Sequence[Claimed]) -> None:

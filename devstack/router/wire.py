@@ -133,7 +133,7 @@ def _binary(headers: Mapping[str, str], body: bytes) -> Event:
     # The Content-Type header is the datacontenttype in binary mode.
     if content_type:
         attributes["datacontenttype"] = _from_header(content_type)
-    _validate(attributes)
+    validate(attributes)
     return Event(attributes, body if body else None)
 
 
@@ -189,14 +189,18 @@ def _structured(body: bytes) -> Event:
             data = value.encode("utf-8")
         else:
             data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    _validate(attributes)
+    validate(attributes)
     return Event(attributes, data)
 
 
 # -- shared --------------------------------------------------------------------------------
 
 
-def _validate(attributes: Mapping[str, str]) -> None:
+def validate(attributes: Mapping[str, str]) -> None:
+    """Raises WireError when the context attributes do not make a valid CloudEvent 1.0."""
+    for name in attributes:
+        if not _NAME.fullmatch(name):
+            raise WireError(f"attribute {name!r}: names are lower-case letters and digits")
     version = attributes.get("specversion")
     if version is None:
         raise WireError("missing required attribute specversion")

@@ -462,6 +462,12 @@ def ensure_notification(settings: Settings, s3: Any, bucket: str, push_endpoint:
     return True
 
 
+def notifies(s3: Any, bucket: str) -> bool:
+    """Whether `bucket` has a notification configured. One cannot be taken back: RGW 16
+    refuses an empty configuration (MalformedXML) and merges a new one into the old."""
+    return bool(s3.get_bucket_notification_configuration(Bucket=bucket).get("TopicConfigurations"))
+
+
 class _Primer(BaseHTTPRequestHandler):
     received = threading.Event()
 

@@ -1,10 +1,10 @@
 """The whole local stack: bring it up, describe it, take it down.
 
 `up` is idempotent: what runs already is kept. Order: PostgreSQL (and migrations), clamd,
-Ceph (S3 user and quota, buckets, inbox notification), the token issuer, one
-functions-framework process per function folder that exists, then the event router.
-Everything runs in the background under the state dir and outlives the command that
-started it; `down` stops it and keeps the data (`devstack.stack.clean` forgets it).
+the Kafka broker, Ceph (S3 user and quota, buckets, inbox notification), the token
+issuer, one functions-framework process per function folder that exists, then the event
+router. Everything runs in the background under the state dir and outlives the command
+that started it; `down` stops it and keeps the data (`devstack.stack.clean` forgets it).
 """
 
 from __future__ import annotations
@@ -23,8 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.layout import Layout
-from devstack.settings import SECRET_KEYS_FILE, STATE_FILE, StackSettings, stack_settings
-from devstack.stack import ceph, clamav, postgres, processes, prometheus
+from devstack.settings import (
+    SECRET_KEYS_FILE,
+    STATE_FILE,
+    StackSettings,
+    recorded,
+    stack_settings,
+    wired,
+)
+from devstack.stack import ceph, clamav, kafka, postgres, processes, prometheus
 from functions import FUNCTIONS, folder_of
 from shared.adapters import endpoint_secrets, storage
 from shared.adapters.catalogue import migrations
@@ -79,6 +86,8 @@ def env(settings: StackSettings) -> dict[str, str]:
         "AUXIP_BROKER_URL": s.broker_url or Layout(s.port_base).router_url,
         "AUXIP_PORT_BASE": str(s.port_base),
         "AUXIP_STATE_DIR": str(s.state_dir),
+        "AUXIP_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+        "AUXIP_INBOX_NOTIFICATIONS": s.inbox_notifications,
     }
     if s.token_url:
         values["AUXIP_TOKEN_URL"] = s.token_url
@@ -233,16 +242,23 @@ def up(settings: StackSettings, *, services_only: bool = False,
     def track(name: str, was_running: bool, endpoint: str) -> None:
         services.append(Service(name, processes.pid(state, name), endpoint, not was_running))
 
+    # A running stack keeps the inbox wiring it was started with unless told otherwise.
+    notifications = settings.inbox_notifications
+    if "inbox_notifications" not in settings.model_fields_set and ceph.running(state):
+        notifications = wired(recorded(state), settings) or notifications
+
     # PostgreSQL first: the URL it ends up on is part of every other process's settings.
     was = processes.is_alive(state, postgres.NAME)
     url, how = database(settings)
     migrations.upgrade(url)
     (state / STATE_FILE).write_text(json.dumps(
-        {"database_url": url, "requested_url": settings.database_url, "database": how}
+        {"database_url": url, "requested_url": settings.database_url, "database": how,
+         "inbox_bucket": settings.inbox_bucket, "inbox_notifications": notifications}
     ))
     if how == "private":
         track(postgres.NAME, was, f"127.0.0.1:{layout.postgres_port}")
-    s = stack_settings(settings.model_copy(update={"database_url": url}))
+    s = stack_settings(settings.model_copy(
+        update={"database_url": url, "inbox_notifications": notifications}))
 
     was = processes.is_alive(state, CLAMD)
     if not was:
@@ -256,6 +272,12 @@ def up(settings: StackSettings, *, services_only: bool = False,
         raise StackError(f"{error}{log_tail(state, CLAMD)}") from None
     track(CLAMD, was, f"{layout.host}:{layout.clamd_port}")
 
+    try:
+        started = kafka.start(state, layout.host, layout.kafka_port)
+    except kafka.KafkaError as error:
+        raise StackError(f"{error}{log_tail(state, kafka.NAME)}") from None
+    track(kafka.NAME, not started, layout.kafka_bootstrap)
+
     cluster = ceph.start(state, layout.ceph_mon_port, layout.rgw_port, _store_bytes(s))
     notes.extend(cluster.notes)
     ceph.ensure_user(state, s.s3_access_key, s.s3_secret_key.get_secret_value(),
@@ -264,7 +286,15 @@ def up(settings: StackSettings, *, services_only: bool = False,
     for bucket in (s.inbox_bucket, s.archive_bucket, s.quarantine_bucket):
         storage.ensure_bucket(s3, bucket)
     endpoint = layout.function_url("inbox-adapter") + "/"
-    if "radosgw" in cluster.started:
+    if s.inbox_notifications == "kafka":
+        # As production's MinIO with only its Kafka target: no webhook on the inbox.
+        if ceph.notifies(s3, s.inbox_bucket):
+            raise StackError(
+                f"s3://{s.inbox_bucket} already notifies inbox-adapter by webhook (the stack ran"
+                " with AUXIP_INBOX_NOTIFICATIONS=webhook), and RGW cannot take a notification"
+                " back: use another inbox bucket (AUXIP_INBOX_BUCKET), or `auxip clean` first"
+                " (it deletes the stack's archive and catalogue)")
+    elif "radosgw" in cluster.started:
         # A fresh gateway's first push must succeed. On a new cluster its object is also
         # the first write, which creates the data pool (~2 s): paid here, not by an upload.
         ceph.prime_notifications(s, s3, s.inbox_bucket, endpoint)
@@ -339,6 +369,7 @@ def status(settings: StackSettings) -> list[Service]:
     endpoints = {
         postgres.NAME: f"127.0.0.1:{layout.postgres_port}",
         CLAMD: f"{layout.host}:{layout.clamd_port}",
+        kafka.NAME: layout.kafka_bootstrap,
         "radosgw": layout.s3_endpoint,
         ROUTER: layout.router_url,
         **{f: layout.function_url(f) for f in FUNCTIONS},

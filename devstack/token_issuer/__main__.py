@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 
 from devstack.layout import Layout
 from devstack.token_issuer.app import IssuerConfig, IssuerSettings, create_app
+from devstack.token_issuer.realm_file import RealmError
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -22,9 +23,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = IssuerSettings()
     layout = Layout(settings.port_base)
-    config = IssuerConfig.from_settings(settings)
+    try:
+        config = IssuerConfig.from_settings(settings)
+        app = create_app(config)
+    except RealmError as error:
+        print(f"token issuer: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
     # Threaded: a slow client must not hold up token requests of the others.
-    server = make_server(layout.host, layout.token_port, create_app(config), threaded=True)
+    server = make_server(layout.host, layout.token_port, app, threaded=True)
     signal.signal(signal.SIGTERM, _stop)
     print(f"token issuer {config.issuer} ready", flush=True)
     try:

@@ -1,149 +1,95 @@
-"""A stand-in for a Keycloak realm, for the local stack only: OAuth2 password,
-client-credentials and refresh grants at Keycloak's paths, tokens shaped like a realm's
-(RS256, `realm_access.roles`, `azp`, `preferred_username`), OIDC discovery and JWKS.
-No login pages, no consent, no persistence beyond its signing key. Not for production.
+"""A stand-in for a Keycloak realm, for the local stack only (not for production), at
+Keycloak's paths: OIDC discovery, JWKS, the token endpoint (password, client-credentials,
+refresh and authorization-code grants), the authorization endpoint (a login page; code
+flow with PKCE), userinfo. The realm (clients, users, roles, audience mappers) is a
+Keycloak realm export: see realm_file.py. No persistence beyond the signing key; no SSO
+session (every browser login asks for the password).
 
-AUXIP_LOCAL_USERS="name:password:role,role;name:password:role"
-  People, for the password grant. Default: the demo users `alice:alice-pw:reader`,
-  `bob:bob-pw:reader,subscriber`, `ops:ops-pw:operator`. Names cannot hold ':',
-  passwords cannot hold ';'.
-AUXIP_LOCAL_CLIENTS="client_id:secret:role,role;..."
-  Confidential (service) clients, for the client-credentials grant; they must present
-  their secret whatever the grant. Any other client_id is a public client (like
-  Keycloak's `admin-cli`) and may use the password grant. Default: none.
-AUXIP_TOKEN_LIFETIME_S (300), AUXIP_REFRESH_LIFETIME_S (1800), AUXIP_AUTH_AUDIENCE (auxip).
+AUXIP_LOCAL_REALM (the demo realm beside this file): the realm file.
+AUXIP_LOCAL_USERS="name:password:role,role;...": replaces the realm file's people (not its
+  service accounts); the roles it names are realm roles.
+AUXIP_LOCAL_ANY_CLIENT (`auxip`): a client id the realm does not know borrows this public
+  client's settings for the password grant (scripts of the field send ids of their own);
+  empty: unknown client ids are refused, as Keycloak does. A request naming no client at
+  all is this client's.
+AUXIP_TOKEN_LIFETIME_S, AUXIP_REFRESH_LIFETIME_S: override the realm's
+  accessTokenLifespan and ssoSessionIdleTimeout.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
-import json
-import logging
-import os
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Flask, Response, jsonify, request
-from jwt.algorithms import RSAAlgorithm
+from flask import Flask, Response, jsonify, redirect, request
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devstack.token_issuer import authorization
+from devstack.token_issuer.keys import key_path, load_or_create_key, public_jwk
+from devstack.token_issuer.minting import OPENID, Grant, Minter, granted_scope
 from devstack.token_issuer.realm import LOCAL_REALM, local_issuer
+from devstack.token_issuer.realm_file import (
+    DEMO_REALM,
+    Client,
+    Realm,
+    RealmError,
+    User,
+    load_realm,
+    people_from_spec,
+)
 
-log = logging.getLogger(__name__)
-
-DEMO_USERS = "alice:alice-pw:reader;bob:bob-pw:reader,subscriber;ops:ops-pw:operator"
-_SUBJECTS = uuid.UUID("5b0f6c9e-2d4a-4f1e-9a63-7c2e8d1b0a54")
-_DEFAULT_ROLE = f"default-roles-{LOCAL_REALM}"  # Keycloak gives every user this composite
-_SCOPE = "profile email"
 _BAD_CLIENT = "Invalid client or Invalid client credentials"  # Keycloak's wording
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store", "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class IssuerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUXIP_", extra="ignore")
 
-    local_users: SecretStr = SecretStr(DEMO_USERS)
-    local_clients: SecretStr = SecretStr("")
-    token_lifetime_s: int = 300
-    refresh_lifetime_s: int = 1800
-    auth_audience: str = "auxip"
+    local_realm: Path = DEMO_REALM
+    local_users: SecretStr | None = None
+    local_any_client: str = "auxip"
+    token_lifetime_s: int | None = None
+    refresh_lifetime_s: int | None = None
     state_dir: Path = Path(".local")
     port_base: int = 8080
-
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    secret: str = field(repr=False)
-    roles: frozenset[str]
 
 
 @dataclass(frozen=True)
 class IssuerConfig:
     issuer: str
     key: rsa.RSAPrivateKey = field(repr=False)
-    users: Mapping[str, Account]
-    clients: Mapping[str, Account]
-    audience: str = "auxip"
-    lifetime_s: int = 300
-    refresh_lifetime_s: int = 1800
+    realm: Realm
+    any_client: str | None = "auxip"
+    lifetime_s: int | None = None  # None: the realm's accessTokenLifespan
+    refresh_lifetime_s: int | None = None  # None: the realm's ssoSessionIdleTimeout
 
     @classmethod
     def from_settings(cls, settings: IssuerSettings, *, issuer: str | None = None) -> IssuerConfig:
+        realm = load_realm(settings.local_realm)
+        if settings.local_users is not None:
+            realm = realm.with_people(people_from_spec(settings.local_users.get_secret_value()))
         return cls(
             issuer=issuer or local_issuer(settings.port_base),
-            key=load_or_create_key(key_path(settings.state_dir)),
-            users=parse_accounts(settings.local_users.get_secret_value(), "AUXIP_LOCAL_USERS"),
-            clients=parse_accounts(settings.local_clients.get_secret_value(),
-                                   "AUXIP_LOCAL_CLIENTS"),
-            audience=settings.auth_audience, lifetime_s=settings.token_lifetime_s,
+            key=load_or_create_key(key_path(settings.state_dir)), realm=realm,
+            any_client=settings.local_any_client or None,
+            lifetime_s=settings.token_lifetime_s,
             refresh_lifetime_s=settings.refresh_lifetime_s,
         )
-
-
-def parse_accounts(spec: str, variable: str) -> dict[str, Account]:
-    accounts: dict[str, Account] = {}
-    for number, entry in enumerate(filter(None, (e.strip() for e in spec.split(";"))), 1):
-        name, sep1, rest = entry.partition(":")
-        secret, sep2, roles = rest.rpartition(":")
-        if not (sep1 and sep2 and name and secret):
-            # By position: the entry holds a password.
-            raise ValueError(f"{variable} entry {number} is not name:password:roles")
-        accounts[name] = Account(name, secret,
-                                 frozenset(r.strip() for r in roles.split(",") if r.strip()))
-    return accounts
-
-
-def key_path(state_dir: Path) -> Path:
-    return state_dir / "token-issuer" / "key.pem"
-
-
-def load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
-    """The realm's signing key, made at first start so tokens survive restarts."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())
-        scratch = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
-            try:
-                os.link(scratch, path)  # atomic and never overwrites: two first starts agree
-            except FileExistsError:
-                pass
-        finally:
-            scratch.unlink(missing_ok=True)
-    if path.stat().st_mode & 0o077:
-        log.warning("%s was readable by others; restricting it to its owner", path)
-        path.chmod(0o600)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{path} does not hold an RSA private key")
-    return key
-
-
-def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
-    jwk: dict[str, str] = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    # RFC 7638 thumbprint: the kid follows the key, so a new key.pem is a new kid.
-    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"),
-                           sort_keys=True)
-    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=")
-    return {"kid": kid.decode(), "kty": "RSA", "alg": "RS256", "use": "sig",
-            "n": jwk["n"], "e": jwk["e"]}
 
 
 class _OAuthError(Exception):
@@ -152,28 +98,58 @@ class _OAuthError(Exception):
         self.status, self.error, self.description = status, error, description
 
 
-def create_app(config: IssuerConfig) -> Flask:
-    app = Flask(__name__)
-    realm = f"/realms/{LOCAL_REALM}"
-    oidc = f"{realm}/protocol/openid-connect"
-    jwk = public_jwk(config.key)
-    endpoint = f"{config.issuer}/protocol/openid-connect"
-    subjects = {_user_subject(name): user for name, user in config.users.items()}
-
-    discovery = {
-        "issuer": config.issuer,
+def discovery_document(issuer: str) -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 section 3 (and RFC 8414): every REQUIRED field and the
+    RECOMMENDED ones clients read, each true of what this realm serves."""
+    endpoint = f"{issuer}/protocol/openid-connect"
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{endpoint}/auth",
         "token_endpoint": f"{endpoint}/token",
+        "userinfo_endpoint": f"{endpoint}/userinfo",
         "jwks_uri": f"{endpoint}/certs",
-        "grant_types_supported": ["password", "client_credentials", "refresh_token"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "password",
+                                  "client_credentials"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
-        "scopes_supported": ["openid", "profile", "email"],
-        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "jti",
-                             "preferred_username", "realm_access"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": [OPENID, "profile", "email"],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "jti",
+                             "nonce", "sid", "acr", "at_hash", "typ", "scope",
+                             "preferred_username", "name", "given_name", "family_name",
+                             "email", "email_verified", "realm_access", "resource_access"],
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        # Its default is true: said explicitly, since request_uri is not served.
+        "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
+        "authorization_response_iss_parameter_supported": True,
     }
 
-    @app.get(f"{realm}/.well-known/openid-configuration")
+
+def create_app(config: IssuerConfig) -> Flask:
+    realm = config.realm
+    if config.any_client is not None:
+        template = realm.client(config.any_client)
+        if template is None or not template.publicClient:
+            raise RealmError(f"AUXIP_LOCAL_ANY_CLIENT names {config.any_client!r}, which is "
+                             "not a public client of the realm")
+    jwk = public_jwk(config.key)
+    minter = Minter(config.issuer, config.key, jwk["kid"], realm,
+                    config.lifetime_s or realm.accessTokenLifespan,
+                    config.refresh_lifetime_s or realm.ssoSessionIdleTimeout)
+    codes = authorization.Codes()
+    app = Flask(__name__)
+    oidc = f"/realms/{LOCAL_REALM}/protocol/openid-connect"
+    discovery = discovery_document(config.issuer)
+    authorize_url = discovery["authorization_endpoint"]
+
+    @app.get(f"/realms/{LOCAL_REALM}/.well-known/openid-configuration")
     @app.get("/.well-known/openid-configuration")
     def openid_configuration() -> Response:
         return jsonify(discovery)
@@ -189,8 +165,7 @@ def create_app(config: IssuerConfig) -> Flask:
     @app.post(f"{oidc}/token")
     def token() -> Response:
         try:
-            body = _grant(config, jwk["kid"], subjects)
-            response = jsonify(body)
+            response = jsonify(_grant(config, minter, codes))
         except _OAuthError as exc:
             response = jsonify({"error": exc.error, "error_description": exc.description})
             response.status_code = exc.status
@@ -199,98 +174,151 @@ def create_app(config: IssuerConfig) -> Flask:
         response.headers["Pragma"] = "no-cache"
         return response
 
+    @app.route(f"{oidc}/auth", methods=["GET", "POST"])
+    def authorize() -> Response:
+        params = request.args if request.method == "GET" else request.form
+        try:
+            wanted = authorization.parse_request(realm, params.to_dict())
+        except authorization.PageError as error:
+            return _page(authorization.login_page(authorize_url, None, str(error)), 400)
+        except authorization.RedirectError as error:
+            return _back(config.issuer, error.redirect_uri, error.state,
+                         {"error": error.error, "error_description": error.description})
+        if request.method == "GET":
+            return _page(authorization.login_page(authorize_url, wanted, None), 200)
+        username = request.form.get("username", "")
+        user = _person(realm, username, request.form.get("password", ""))
+        if user is None:
+            return _page(authorization.login_page(authorize_url, wanted,
+                                                  "Invalid username or password.",
+                                                  username=username), 200)
+        session = str(uuid.uuid4())
+        code = codes.issue(wanted, user, session)
+        return _back(config.issuer, wanted.redirect_uri, wanted.state,
+                     {"session_state": session, "code": code})
+
+    @app.route(f"{oidc}/userinfo", methods=["GET", "POST"])
+    def userinfo() -> Response:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _bearer_refusal(401, "invalid_request", "Bearer token missing")
+        try:
+            claims = minter.verify(token.strip(), audience=None, typ="Bearer")
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return _bearer_refusal(401, "invalid_token", "Token verification failed")
+        if OPENID not in str(claims.get("scope", "")).split():
+            return _bearer_refusal(403, "insufficient_scope", "Missing openid scope")
+        user = minter.user_of(claims)
+        if user is None:
+            return _bearer_refusal(401, "invalid_token", "User not found or disabled")
+        return jsonify({"sub": claims["sub"], **minter.profile_claims(user)})
+
     return app
 
 
-def _grant(config: IssuerConfig, kid: str, subjects: Mapping[str, Account]) -> dict[str, Any]:
+def _grant(config: IssuerConfig, minter: Minter, codes: authorization.Codes) -> dict[str, Any]:
     form = request.form
     grant_type = form.get("grant_type")
     if not grant_type:
         raise _OAuthError(400, "invalid_request", "Missing form parameter: grant_type")
-    client_id, client_secret = _client_credentials(default=config.audience)
-    client = config.clients.get(client_id)
-    if client is not None and not (
-            client_secret is not None and hmac.compare_digest(client_secret.encode(),
-                                                              client.secret.encode())):
-        raise _OAuthError(401, "invalid_client", _BAD_CLIENT)
-    issue = _Issue(config, kid, client_id)
+    client_id, client = _client(config)
+    registered = config.realm.client(client_id) is not None
 
     if grant_type == "password":
-        user = config.users.get(form.get("username", ""))
-        password = form.get("password", "")
-        if user is None or not hmac.compare_digest(password.encode(), user.secret.encode()):
+        if not client.directAccessGrantsEnabled:
+            raise _OAuthError(400, "unauthorized_client",
+                              "Client not allowed for direct access grants")
+        user = _person(config.realm, form.get("username", ""), form.get("password", ""))
+        if user is None:
             raise _OAuthError(401, "invalid_grant", "Invalid user credentials")
-        return issue(_user_subject(user.name), user.name, user.roles, refresh=True)
+        return minter.response(Grant(client_id, client, user, granted_scope(form.get("scope")),
+                                     refresh=True))
     if grant_type == "client_credentials":
-        if client is None:
+        if not registered or client.publicClient:
             raise _OAuthError(400, "unauthorized_client",
                               "Public client not allowed to retrieve service account")
-        username = f"service-account-{client.name}"
-        return issue(str(uuid.uuid5(_SUBJECTS, f"client:{client.name}")), username,
-                     client.roles, refresh=False)
+        if not client.serviceAccountsEnabled:
+            raise _OAuthError(400, "unauthorized_client",
+                              "Client not enabled to retrieve service account")
+        account = config.realm.service_account(client_id)
+        if not account.enabled:
+            raise _OAuthError(400, "invalid_grant", "Service account disabled")
+        return minter.response(Grant(client_id, client, account,
+                                     granted_scope(form.get("scope")), refresh=False))
     if grant_type == "refresh_token":
-        claims = _refresh_claims(config, form.get("refresh_token", ""))
+        try:
+            claims = minter.verify(form.get("refresh_token", ""), audience=config.issuer,
+                                   typ="Refresh")
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise _OAuthError(400, "invalid_grant", "Invalid refresh token") from None
         if claims.get("azp") != client_id:
             raise _OAuthError(400, "invalid_grant", "Invalid refresh token. Token client "
                                                     "and authorized client don't match")
-        user = subjects.get(claims.get("sub", ""))
-        if user is None:  # removed from AUXIP_LOCAL_USERS since
+        user = minter.user_of(claims)
+        if user is None:  # removed or disabled since
             raise _OAuthError(400, "invalid_grant", "Invalid refresh token")
-        return issue(claims["sub"], user.name, user.roles, refresh=True,
-                     session=claims.get("sid"))
+        auth_time = claims.get("auth_time")
+        return minter.response(Grant(
+            client_id, client, user, str(claims.get("scope", "")), refresh=True,
+            session=str(claims.get("sid") or uuid.uuid4()),
+            auth_time=auth_time if isinstance(auth_time, int) else None))
+    if grant_type == "authorization_code":
+        return minter.response(_code_grant(codes, client_id, client, registered))
     raise _OAuthError(400, "unsupported_grant_type", "Unsupported grant_type")
 
 
-@dataclass(frozen=True)
-class _Issue:
-    config: IssuerConfig
-    kid: str
-    client_id: str
-
-    def __call__(self, subject: str, username: str, roles: frozenset[str], *, refresh: bool,
-                 session: str | None = None) -> dict[str, Any]:
-        c, now = self.config, int(time.time())
-        session = session or str(uuid.uuid4())
-        common = {"iat": now, "iss": c.issuer, "sub": subject, "azp": self.client_id,
-                  "sid": session, "scope": _SCOPE}
-        access = {**common, "exp": now + c.lifetime_s, "jti": str(uuid.uuid4()),
-                  "aud": c.audience, "typ": "Bearer", "preferred_username": username,
-                  "realm_access": {"roles": sorted(roles | {_DEFAULT_ROLE})}}
-        body: dict[str, Any] = {
-            "access_token": self._sign(access), "expires_in": c.lifetime_s,
-            "refresh_expires_in": c.refresh_lifetime_s if refresh else 0,
-            "token_type": "Bearer", "not-before-policy": 0, "session_state": session,
-            "scope": _SCOPE,
-        }
-        if refresh:
-            body["refresh_token"] = self._sign({
-                **common, "exp": now + c.refresh_lifetime_s, "jti": str(uuid.uuid4()),
-                "aud": c.issuer, "typ": "Refresh"})
-        return body
-
-    def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self.config.key, algorithm="RS256",
-                          headers={"kid": self.kid, "typ": "JWT"})
+def _code_grant(codes: authorization.Codes, client_id: str, client: Client,
+                registered: bool) -> Grant:
+    form = request.form
+    if not registered or not client.standardFlowEnabled:
+        raise _OAuthError(400, "unauthorized_client",
+                          "Client not allowed to exchange code")
+    issued = codes.redeem(form.get("code", ""))
+    if issued is None or issued.request.client.clientId != client_id:
+        raise _OAuthError(400, "invalid_grant", "Code not valid")
+    if form.get("redirect_uri") != issued.request.redirect_uri:
+        raise _OAuthError(400, "invalid_grant", "Incorrect redirect_uri")
+    verifier = form.get("code_verifier")
+    challenge = issued.request.code_challenge
+    if challenge is None:
+        if verifier is not None:  # RFC 9700 2.1.1: a verifier without a challenge is refused
+            raise _OAuthError(400, "invalid_grant", "PKCE code verifier not expected")
+    elif verifier is None:
+        raise _OAuthError(400, "invalid_grant", "PKCE code verifier not specified")
+    elif not authorization.pkce_holds(challenge, verifier):
+        raise _OAuthError(400, "invalid_grant", "PKCE verification failed")
+    if not issued.user.enabled:
+        raise _OAuthError(400, "invalid_grant", "User disabled")
+    return Grant(client_id, client, issued.user, granted_scope(issued.request.scope),
+                 refresh=True, session=issued.session, auth_time=issued.auth_time,
+                 nonce=issued.request.nonce)
 
 
-def _refresh_claims(config: IssuerConfig, token: str) -> dict[str, Any]:
-    try:
-        claims = jwt.decode(token, config.key.public_key(), algorithms=["RS256"],
-                            audience=config.issuer, issuer=config.issuer,
-                            options={"require": ["exp", "sub", "typ"]})
-    except (jwt.PyJWTError, ValueError, TypeError):
-        raise _OAuthError(400, "invalid_grant", "Invalid refresh token") from None
-    if claims.get("typ") != "Refresh":
-        raise _OAuthError(400, "invalid_grant", "Invalid refresh token")
-    return claims
+def _client(config: IssuerConfig) -> tuple[str, Client]:
+    """The client of a token request, authenticated: a confidential one by its secret
+    (client_secret_basic or client_secret_post); a public one by its id alone; an id the
+    realm does not know borrows AUXIP_LOCAL_ANY_CLIENT, when set."""
+    client_id, secret = _client_credentials()
+    if not client_id and config.any_client is not None:
+        client_id = config.any_client
+    client = config.realm.client(client_id)
+    if client is None:
+        borrowed = config.realm.client(config.any_client) if config.any_client else None
+        if borrowed is None or not client_id:
+            raise _OAuthError(401, "invalid_client", _BAD_CLIENT)
+        return client_id, borrowed
+    if not client.publicClient and not (
+            secret is not None and client.secret is not None
+            and hmac.compare_digest(secret.encode(), client.secret.encode())):
+        raise _OAuthError(401, "invalid_client", _BAD_CLIENT)
+    return client_id, client
 
 
-def _client_credentials(*, default: str) -> tuple[str, str | None]:
+def _client_credentials() -> tuple[str, str | None]:
     """client_secret_basic first (RFC 6749 2.3.1: form-urlencoded inside Basic), then the
-    form; with neither, the audience's own client id, for scripts that send only a name
-    and a password."""
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, encoded = authorization.partition(" ")
+    form."""
+    authorization_header = request.headers.get("Authorization", "")
+    scheme, _, encoded = authorization_header.partition(" ")
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode()
@@ -300,9 +328,36 @@ def _client_credentials(*, default: str) -> tuple[str, str | None]:
         if not sep:
             raise _OAuthError(401, "invalid_client", _BAD_CLIENT)
         return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
-    return request.form.get("client_id") or default, request.form.get("client_secret")
+    return request.form.get("client_id", ""), request.form.get("client_secret")
 
 
-def _user_subject(name: str) -> str:
-    # Stable across restarts, like a Keycloak user id, so subscriptions keep their owner.
-    return str(uuid.uuid5(_SUBJECTS, f"user:{name}"))
+def _person(realm: Realm, username: str, password: str) -> User | None:
+    user = realm.person(username)
+    expected = user.password if user is not None else None
+    # Compared even for unknown names, so that timing does not tell which exist.
+    matches = hmac.compare_digest(password.encode(), (expected or "\0").encode())
+    return user if user is not None and expected is not None and matches else None
+
+
+def _page(body: str, status: int) -> Response:
+    return Response(body, status=status, mimetype="text/html", headers=_PAGE_HEADERS)
+
+
+def _back(issuer: str, redirect_uri: str, state: str | None,
+          params: Mapping[str, str]) -> Response:
+    answer = dict(params)
+    if state is not None:
+        answer["state"] = state
+    answer["iss"] = issuer  # RFC 9207: which realm answered (mix-up attacks)
+    separator = "&" if "?" in redirect_uri else "?"
+    response = redirect(f"{redirect_uri}{separator}{urlencode(answer)}", code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _bearer_refusal(status: int, error: str, description: str) -> Response:
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    response.headers["WWW-Authenticate"] = (f'Bearer realm="{LOCAL_REALM}", error="{error}", '
+                                            f'error_description="{description}"')
+    return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from shared.adapters.telemetry.instrument import instrumented
 from shared.prip import routes, service
@@ -17,3 +18,8 @@ service.check_environment()
 @instrumented("prip")
 def handle(request: flask.Request) -> flask.Response:
     return routes.dispatch(request)
+
+
+@functions_framework.errorhandler(HTTPException)
+def refused_before_dispatch(error: HTTPException) -> flask.Response:
+    return routes.framework_error(error)

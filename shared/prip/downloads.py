@@ -16,6 +16,8 @@ Decisions:
   `416` with `Content-Range: bytes */<size>`. `If-Range` with another ETag: whole product.
 - ETag is the MD5 (strong: the bytes never change under an Id); `Digest: md5=<base64>`
   (RFC 3230) and `X-Checksum-<Algorithm>: <hex>` carry every catalogued checksum.
+  `If-None-Match` naming it is answered `304` (conditional.py): no slot, no bytes, and no
+  audit entry (nothing is downloaded, as for HEAD).
 - The quota slot is taken before the first byte and released when the stream ends, fails
   or the client goes away (the WSGI server closes the iterator then); a redirect takes no
   slot: the bytes do not pass through us.
@@ -42,7 +44,7 @@ from shared.adapters import storage
 from shared.adapters.catalogue.audit import AuditEntry
 from shared.adapters.telemetry import metrics
 from shared.odata import ODataError
-from shared.prip import audit, errors
+from shared.prip import audit, conditional, errors
 from shared.prip.auth import Principal
 from shared.prip.quotas import RETRY_AFTER_S, Busy, Slot
 
@@ -144,6 +146,7 @@ class Caller:
     if_range: str | None
     client_address: str | None
     origin_details: dict[str, object]
+    if_none_match: str | None = None
 
 
 def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, Any] | None
@@ -166,6 +169,8 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
                          410)
     size = int(row["content_length"])
     headers = _entity_headers(row)
+    if "ETag" in headers and conditional.none_match(caller.if_none_match, headers["ETag"]):
+        return conditional.not_modified(headers["ETag"])
     if service.settings.download_redirect:
         _check_stored(service, row, note)
         note("redirected", range_spec=caller.range_header, details={"name": row["name"]})

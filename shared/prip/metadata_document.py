@@ -4,6 +4,7 @@ schema (`/odata/v1/$metadata`), namespace OData.CSC as in the ESA interface docu
 from __future__ import annotations
 
 from shared.core.attributes import AttributeType
+from shared.prip.conditional import strong_etag
 
 NAMESPACE = "OData.CSC"
 ENTITY_SETS = ("Products", "Subscriptions")
@@ -115,3 +116,4 @@ CSDL = (
     "</edmx:DataServices>"
     "</edmx:Edmx>"
 )
+CSDL_ETAG = strong_etag(CSDL.encode())  # changes when the schema does

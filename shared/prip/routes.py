@@ -12,8 +12,10 @@
 
 "catalogue" needs a reader, or nobody when AUXIP_ANONYMOUS_CATALOGUE is on. Ids are
 accepted bare, quoted and as `Id=...`. Entity set names and `$` segments are matched
-without regard to case (OData 4.01 leniency). Every refusal is an OData error body; an
-unexpected exception is logged and answered `500` with an OData body, never a traceback.
+without regard to case (OData 4.01 leniency). `$metadata` and `$value` carry an ETag and
+answer `If-None-Match` naming it with `304` (conditional.py). Every refusal is an OData
+error body, those of the framework before dispatch too (framework_error); an unexpected
+exception is logged and answered `500` with an OData body, never a traceback.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from werkzeug.wrappers import Request, Response
 
 from shared.adapters.catalogue import products as catalogue_products
 from shared.odata import ODataError, fetch_products, parse_query_options
-from shared.prip import downloads, errors, metadata_document, products, subscriptions
+from shared.prip import (
+    conditional,
+    downloads,
+    errors,
+    metadata_document,
+    products,
+    subscriptions,
+)
 from shared.prip.audit import origin
 from shared.prip.auth import READER, SUBSCRIBER, AuthError, Principal, require
 from shared.prip.service import Service, current
@@ -168,8 +177,11 @@ def _service_document(service: Service, request: Request, body: bytes) -> Respon
 
 def _metadata(service: Service, request: Request, body: bytes) -> Response:
     _catalogue_principal(service, request)
+    etag = metadata_document.CSDL_ETAG
+    if conditional.none_match(request.headers.get("If-None-Match"), etag):
+        return conditional.not_modified(etag)
     return Response(metadata_document.CSDL, status=200, mimetype="application/xml",
-                    headers={"OData-Version": "4.0"})
+                    headers={"OData-Version": "4.0", "ETag": etag})
 
 
 def _products(service: Service, request: Request, body: bytes) -> Response:
@@ -222,7 +234,7 @@ def _download(service: Service, request: Request, body: bytes, key: UUID) -> Res
     caller = downloads.Caller(
         principal=principal, method=request.method, range_header=request.headers.get("Range"),
         if_range=request.headers.get("If-Range"), client_address=address,
-        origin_details=details,
+        origin_details=details, if_none_match=request.headers.get("If-None-Match"),
     )
     return downloads.serve(service, caller, key, _published(service, key))
 
@@ -294,6 +306,19 @@ def _error(status: int, code: str, message: str,
         all_headers["Content-Length"] = str(len(payload))
         return Response(iter([payload]), status=status, mimetype=_JSON, headers=all_headers)
     return Response(payload, status=status, mimetype=_JSON, headers=all_headers)
+
+
+def framework_error(error: HTTPException) -> Response:
+    """What the framework itself refuses before dispatch (functions-framework answers
+    /robots.txt and /favicon.ico with 404; Flask may refuse a request it cannot parse), as an
+    OData error like every other refusal."""
+    status = error.code or 500
+    code = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED}.get(status,
+                                                                      type(error).__name__)
+    kept = {k: v for k, v in error.get_headers() if k in ("Allow", "Retry-After")}
+    message = f"no resource here; the service root is {PREFIX}" if status == 404 else (
+        error.description or "refused")
+    return _error(status, code, message, kept)
 
 
 def _auth_error(error: AuthError, service_of: Callable[[], Service]) -> Response:

@@ -11,7 +11,8 @@ from deployment import check, kustomize, selection
 from deployment.paths import OVERLAYS, REPOSITORY_ROOT, Tree
 from deployment.references import trigger_types
 from devstack.layout import Layout
-from devstack.router.manifests import Defaults, load
+from devstack.router.manifests import load
+from devstack.router.topology import Defaults
 from events.registry import DATA_MODELS, TERMINAL
 
 

@@ -13,17 +13,42 @@ import jwt
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from devstack.token_issuer.app import (
-    DEMO_USERS,
-    IssuerConfig,
-    create_app,
-    key_path,
-    load_or_create_key,
-    parse_accounts,
-    public_jwk,
-)
+from devstack.token_issuer.app import IssuerConfig, create_app
+from devstack.token_issuer.keys import key_path, load_or_create_key, public_jwk
+from devstack.token_issuer.realm_file import Realm, people_from_spec
 
+DEMO_USERS = "alice:alice-pw:reader;bob:bob-pw:reader,subscriber;ops:ops-pw:operator"
 SERVICE_CLIENTS = "auxip-notify:notify-secret:reader;auxip-ops:ops-secret:operator"
+
+
+def audience_mapper(audience: str, *, custom: bool = False) -> dict[str, Any]:
+    key = "included.custom.audience" if custom else "included.client.audience"
+    return {"name": f"audience {audience}", "protocolMapper": "oidc-audience-mapper",
+            "config": {key: audience, "access.token.claim": "true"}}
+
+
+def realm_of(users: str = DEMO_USERS, clients: str = "", *, audience: str = "auxip",
+             **realm: Any) -> Realm:
+    """A realm as the tests need one: `users` (name:password:roles) for the password grant
+    through the public client `audience`; `clients` (id:secret:roles) confidential, with a
+    service account holding those roles; every client's tokens are for `audience`."""
+    public = {"clientId": audience, "publicClient": True, "directAccessGrantsEnabled": True,
+              "redirectUris": ["http://127.0.0.1:*"],
+              "protocolMappers": [audience_mapper(audience)]}
+    confidential, accounts = [], []
+    for entry in filter(None, clients.split(";")):
+        client_id, secret, roles = entry.split(":")
+        confidential.append({"clientId": client_id, "secret": secret,
+                             "serviceAccountsEnabled": True, "directAccessGrantsEnabled": True,
+                             "standardFlowEnabled": False,
+                             "protocolMappers": [audience_mapper(audience)]})
+        accounts.append({"username": f"service-account-{client_id}",
+                         "serviceAccountClientId": client_id,
+                         "realmRoles": [r for r in roles.split(",") if r]})
+    roles = sorted({r for a in accounts for r in a["realmRoles"]})
+    base = Realm.model_validate({"roles": {"realm": [{"name": r} for r in roles]}, **realm,
+                                 "clients": [public, *confidential], "users": accounts})
+    return base.with_people(people_from_spec(users))
 
 
 @dataclass
@@ -69,16 +94,19 @@ class RunningIssuer:
 
 
 def start_issuer(state_dir: Path, *, users: str = DEMO_USERS, clients: str = SERVICE_CLIENTS,
-                 audience: str = "auxip", lifetime_s: int = 300) -> RunningIssuer:
+                 audience: str = "auxip", lifetime_s: int = 300,
+                 realm: Realm | None = None, any_client: str | None = None) -> RunningIssuer:
+    """The issuer of `realm` (unknown client ids borrow `any_client`, or are refused), or of
+    realm_of(users, clients, audience=audience) (they borrow `audience`)."""
     # Bind first (port 0: a free port, no race), then build the app whose issuer URL
     # names that port.
     server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
     config = IssuerConfig(
         issuer=f"http://127.0.0.1:{server.port}/realms/auxip",
         key=load_or_create_key(key_path(state_dir)),
-        users=parse_accounts(users, "AUXIP_LOCAL_USERS"),
-        clients=parse_accounts(clients, "AUXIP_LOCAL_CLIENTS"),
-        audience=audience, lifetime_s=lifetime_s,
+        realm=realm or realm_of(users, clients, audience=audience),
+        any_client=audience if realm is None else any_client,
+        lifetime_s=lifetime_s,
     )
     server.app = create_app(config)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},

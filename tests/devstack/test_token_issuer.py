@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,8 +15,9 @@ import httpx
 import jwt
 import pytest
 
-from devstack.token_issuer.app import DEMO_USERS, IssuerSettings, parse_accounts
+from devstack.token_issuer.app import IssuerConfig, IssuerSettings
 from devstack.token_issuer.realm import local_issuer, local_token_url
+from devstack.token_issuer.realm_file import RealmError, load_realm, people_from_spec
 from shared.prip.auth import AuthSettings, TokenValidator
 from tests.devstack.issuer import RunningIssuer
 
@@ -54,7 +56,8 @@ def test_any_client_id_or_none_at_all(issuer: RunningIssuer):
 
 
 @pytest.mark.parametrize("username, password", [
-    ("alice", "wrong"), ("alice", ""), ("nobody", "alice-pw"), ("", ""), ("ALICE", "alice-pw"),
+    ("alice", "wrong"), ("alice", ""), ("nobody", "alice-pw"), ("", ""), ("alice", "ALICE-PW"),
+    ("service-account-auxip-ops", ""),
 ])
 def test_wrong_credentials_are_401_invalid_grant(issuer: RunningIssuer, username, password):
     response = issuer.password_grant(username, password)
@@ -63,10 +66,20 @@ def test_wrong_credentials_are_401_invalid_grant(issuer: RunningIssuer, username
                                "error_description": "Invalid user credentials"}
 
 
+def test_usernames_are_case_insensitive_as_in_keycloak(issuer: RunningIssuer):
+    response = issuer.password_grant("ALICE", "alice-pw")
+    assert response.status_code == 200
+    assert claims_of(response.json()["access_token"])["preferred_username"] == "alice"
+
+
 def test_unsupported_or_missing_grant_type(issuer: RunningIssuer):
+    response = httpx.post(issuer.token_url, data={"grant_type": "implicit", "client_id": "c"})
+    assert response.status_code == 400 and response.json()["error"] == "unsupported_grant_type"
+    # A client id the realm does not know borrows the public client for the password grant
+    # only: never for codes.
     response = httpx.post(issuer.token_url, data={"grant_type": "authorization_code",
                                                    "code": "x", "client_id": "c"})
-    assert response.status_code == 400 and response.json()["error"] == "unsupported_grant_type"
+    assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
     response = httpx.post(issuer.token_url, data={"username": "alice", "password": "alice-pw"})
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
     response = httpx.post(issuer.token_url, json={"grant_type": "password"})
@@ -143,23 +156,48 @@ def test_discovery_and_jwks(issuer: RunningIssuer):
 
 
 def test_local_users_spec():
-    users = parse_accounts("a:pa:ss:reader, subscriber; b:x:;", "AUXIP_LOCAL_USERS")
-    assert users["a"].secret == "pa:ss" and users["a"].roles == {"reader", "subscriber"}
-    assert users["b"].roles == frozenset()
-    with pytest.raises(ValueError) as caught:
-        parse_accounts("alice:s3cret", "AUXIP_LOCAL_USERS")
+    users = {u.username: u for u in people_from_spec("a:pa:ss:reader, subscriber; b:x:;")}
+    assert users["a"].password == "pa:ss" and users["a"].realmRoles == ["reader", "subscriber"]
+    assert users["b"].realmRoles == []
+    with pytest.raises(RealmError) as caught:
+        people_from_spec("alice:s3cret")
     assert "s3cret" not in str(caught.value)
 
 
-def test_demo_users_are_the_default(monkeypatch):
-    for name in ("AUXIP_LOCAL_USERS", "AUXIP_LOCAL_CLIENTS", "AUXIP_TOKEN_LIFETIME_S"):
+def test_the_demo_realm_is_the_default(monkeypatch, tmp_path):
+    for name in ("AUXIP_LOCAL_REALM", "AUXIP_LOCAL_USERS", "AUXIP_LOCAL_ANY_CLIENT",
+                 "AUXIP_TOKEN_LIFETIME_S"):
         monkeypatch.delenv(name, raising=False)
-    settings = IssuerSettings()
-    users = parse_accounts(settings.local_users.get_secret_value(), "AUXIP_LOCAL_USERS")
-    assert settings.local_users.get_secret_value() == DEMO_USERS
-    assert {n: set(u.roles) for n, u in users.items()} == {
+    monkeypatch.setenv("AUXIP_STATE_DIR", str(tmp_path))
+    config = IssuerConfig.from_settings(IssuerSettings())
+    realm = config.realm
+    assert {u.username: set(u.realmRoles) for u in realm.users
+            if u.serviceAccountClientId is None} == {
         "alice": {"reader"}, "bob": {"reader", "subscriber"}, "ops": {"operator"}}
-    assert settings.token_lifetime_s == 300
+    assert {c.clientId: c.audiences for c in realm.clients} == {
+        "auxip": ["auxip"], "auxip-ops": ["auxip"], "mission-planning": ["auxip", "mission-planning"]}
+    assert config.any_client == "auxip" and realm.accessTokenLifespan == 300
+    monkeypatch.setenv("AUXIP_LOCAL_USERS", "carol:carol-pw:reader")
+    replaced = IssuerConfig.from_settings(IssuerSettings()).realm
+    assert replaced.person("carol") is not None and replaced.person("alice") is None
+    assert set(replaced.service_account("auxip-ops").realmRoles) == {"operator"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"clients": [{"clientId": "c"}]}, "confidential but has no secret"),
+    ({"clients": [{"clientId": "c", "publicClient": True, "protocolMappers": [
+        {"protocolMapper": "oidc-hardcoded-claim-mapper"}]}]}, "not served here"),
+    ({"users": [{"username": "u", "realmRoles": ["raeder"]}]}, "undefined roles ['raeder']"),
+    ({"users": [{"username": "u", "clientRoles": {"auxip": ["x"]}}]}, "auxip/x"),
+    ({"realm": "master"}, "realm"),
+    ({"clients": [{"clientId": "c", "publicClient": True}] * 2}, "appears twice"),
+])
+def test_realm_files_that_cannot_be_served_are_refused_at_start(tmp_path, change, message):
+    path = tmp_path / "realm.json"
+    path.write_text(json.dumps({"realm": "auxip", **change}))
+    with pytest.raises(RealmError) as caught:
+        load_realm(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
 
 
 # --- `python -m devstack.token_issuer` --------------------------------------------------------

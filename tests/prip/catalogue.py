@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import dict_row
 
 from shared.adapters import storage
 from shared.core import checksums
@@ -234,3 +236,22 @@ def seed(conn: psycopg.Connection, s3: Any, bucket: str) -> None:
             if found is None or found["size"] != p.size:
                 storage.put_bytes(s3, bucket, p.key, p.data(), content_type=p.content_type)
     conn.execute("ANALYZE products")
+
+
+def audit_rows(settings, *, actor: str, since_id: int = 0, wait_for: int = 0) -> list[dict]:
+    """Audit rows of `actor` after `since_id`; waits (briefly) for `wait_for` of them: a
+    stream's row is written when the server closes it, just after the client got the end."""
+    # Generous: under load the server may close a stream well after the client got its end.
+    deadline = time.monotonic() + 30
+    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+        while True:
+            rows = conn.execute("SELECT * FROM audit_log WHERE actor = %s AND id > %s"
+                                " ORDER BY id", (actor, since_id)).fetchall()
+            if len(rows) >= wait_for or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+def last_audit_id(settings) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]

@@ -25,17 +25,12 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from devstack.token_issuer.app import (
-    IssuerConfig,
-    create_app,
-    key_path,
-    load_or_create_key,
-    parse_accounts,
-    public_jwk,
-)
+from devstack.token_issuer.app import IssuerConfig, create_app
+from devstack.token_issuer.keys import key_path, load_or_create_key, public_jwk
 from shared.adapters import endpoint_policy, runtime
 from shared.adapters.settings import Settings
 from shared.prip import service as prip_service
+from tests.devstack.issuer import realm_of
 from tests.prip import catalogue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,8 +93,7 @@ def start_issuer(state_dir: Path) -> Issuer:
     config = IssuerConfig(
         issuer=f"http://127.0.0.1:{server.port}/realms/auxip",
         key=load_or_create_key(key_path(state_dir)),
-        users=parse_accounts(USERS, "AUXIP_LOCAL_USERS"), clients={},
-        audience="auxip", lifetime_s=3600,
+        realm=realm_of(USERS), lifetime_s=3600,
     )
     server.app = create_app(config)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -131,6 +125,19 @@ def reset_caches(*, runtime_too: bool = False) -> None:
         if runtime.current.cache_info().currsize:
             runtime.current().close()
         runtime.current.cache_clear()
+
+
+def set_env(**values: str | None) -> dict[str, str | None]:
+    """Set (None: unset) AUXIP_* variables for the functions' next request; returns what
+    they were, to be given back to set_env."""
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_caches()
+    return saved
 
 
 @pytest.fixture(scope="package")

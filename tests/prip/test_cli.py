@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from shared.adapters import endpoint_secrets
 from shared.operations.cli import audit, subscriptions
-from tests.prip.catalogue import pid
+from tests.prip.catalogue import audit_rows, last_audit_id, pid
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -28,8 +28,11 @@ def run(*args: str, columns: int = 250) -> str:
     return result.output
 
 
-def test_audit_lists_downloads_with_filters(api):
+def test_audit_lists_downloads_with_filters(api, settings):
+    before = last_audit_id(settings)
     assert api.get(f"Products({pid(19)})/$value", "bob").status_code == 200
+    # The stream's row is written as the server closes it: wait for it before asking.
+    assert len(audit_rows(settings, actor="bob", since_id=before, wait_for=1)) == 1
     output = run("audit", "--user", "bob", "--action", "download", "--since", "1h")
     assert "S1A_OPER_MPL_ORBPRE" in output and "completed" in output and "7,000" in output
     assert "1 entry" in output

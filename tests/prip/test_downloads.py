@@ -18,12 +18,13 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from shared.adapters import storage
 from shared.adapters.telemetry import metrics
 from shared.prip import downloads
-from tests.prip.catalogue import BIG, BIG_SIZE, BY_NUMBER, Product, pid
+from tests.prip.catalogue import (
+    BIG, BIG_SIZE, BY_NUMBER, Product, audit_rows, last_audit_id, pid,
+)
 from tests.prip.conftest import MAX_PARALLEL, REPO, reset_caches
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -31,24 +32,6 @@ pytestmark = pytest.mark.usefixtures("seeded")
 
 def value_path(number: int) -> str:
     return f"Products({pid(number)})/$value"
-
-
-def audit_rows(settings, *, actor: str, since_id: int = 0, wait_for: int = 0) -> list[dict]:
-    """Audit rows of `actor` after `since_id`; waits (briefly) for `wait_for` of them: a
-    stream's row is written when the server closes it, just after the client got the end."""
-    deadline = time.monotonic() + 5
-    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
-        while True:
-            rows = conn.execute("SELECT * FROM audit_log WHERE actor = %s AND id > %s"
-                                " ORDER BY id", (actor, since_id)).fetchall()
-            if len(rows) >= wait_for or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
-
-
-def last_audit_id(settings) -> int:
-    with psycopg.connect(settings.database_url) as conn:
-        return conn.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
 
 
 # --- whole products ------------------------------------------------------------------------

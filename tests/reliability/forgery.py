@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from devstack.token_issuer.app import key_path, load_or_create_key, public_jwk
+from devstack.token_issuer.keys import key_path, load_or_create_key, public_jwk
 
 
 def _b64(data: bytes) -> str:

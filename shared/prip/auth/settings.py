@@ -3,7 +3,9 @@
 
 - AUXIP_AUTH_ISSUER: the expected `iss`, exactly as the realm writes it (a Keycloak realm
   URL). Unset: bearer tokens are refused (Basic users or an anonymous catalogue only).
-- AUXIP_AUTH_AUDIENCE (`auxip`): accepted in `aud`, or as `azp` (see tokens.py).
+- AUXIP_AUTH_AUDIENCE (`auxip`): the accepted audiences, comma-separated (e.g.
+  `auxip,auxip-production`); a token is accepted when its `aud` holds one of them, or its
+  `azp` is one of them (see tokens.py).
 - AUXIP_AUTH_JWKS_URL: where the signing keys are. Default: the `jwks_uri` of
   `<issuer>/.well-known/openid-configuration`, discovered once.
 - AUXIP_AUTH_ALGORITHMS (`RS256,ES256`): accepted signature algorithms; `none` and HS*
@@ -57,6 +59,14 @@ class AuthSettings(BaseSettings):
             )
         return ",".join(names)
 
+    @field_validator("auth_audience")
+    @classmethod
+    def _some_audience(cls, value: str) -> str:
+        names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+        if not names:
+            raise ValueError("AUXIP_AUTH_AUDIENCE must name at least one audience")
+        return ",".join(names)
+
     @field_validator("auth_leeway_s", "auth_jwks_min_interval_s", "auth_http_timeout_s")
     @classmethod
     def _not_negative(cls, value: float) -> float:
@@ -78,6 +88,10 @@ class AuthSettings(BaseSettings):
                 "prip has no way to authenticate anyone: set AUXIP_AUTH_ISSUER (the OIDC "
                 "realm, e.g. https://keycloak.example.org/realms/auxip), AUXIP_AUTH_BASIC_USERS,"
                 " or AUXIP_ANONYMOUS_CATALOGUE=true")
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return tuple(self.auth_audience.split(","))
 
     @property
     def algorithms(self) -> tuple[str, ...]:

@@ -6,15 +6,16 @@ A token is accepted when all of these hold:
   published key fits the algorithm); keys named or carried by the token itself (`jku`,
   `x5u`, `jwk`) are never used, and `crit` extensions are refused;
 - `iss` equals the configured issuer, exactly;
-- the audience matches: `aud` (a string or a list) contains it, OR `azp` equals it.
-  Keycloak puts the requesting client in `azp`, and without an audience mapper its `aud`
-  is `account` (or absent), so a token the `auxip` client obtained for itself carries
-  `azp: auxip` only. Accepting `azp` keeps realms working without an extra mapper; it
-  still refuses tokens issued to other clients of the realm for other audiences;
+- the audience matches one of AUXIP_AUTH_AUDIENCE's: `aud` (a string or a list) holds
+  it, OR `azp` equals it. Keycloak puts the requesting client in `azp`, and without an
+  audience mapper its `aud` is `account` (or absent), so a token the `auxip` client
+  obtained for itself carries `azp: auxip` only. Accepting `azp` keeps realms working
+  without an extra mapper; it still refuses tokens issued to other clients of the realm
+  for other audiences;
 - `exp` and `iat` are present; `exp`, `nbf`, `iat` hold within the leeway;
 - `typ`, when present, is `Bearer`: refresh and ID tokens of the same realm are refused;
 - `sub` is present (it owns subscriptions).
-Roles: `realm_access.roles` plus `resource_access.<audience>.roles`.
+Roles: `realm_access.roles` plus `resource_access.<audience>.roles` of each accepted audience.
 
 Tokens are never logged, whole or in part.
 """
@@ -183,7 +184,7 @@ class TokenValidator:
         if not settings.issuer:
             raise ValueError("a token validator needs an issuer (AUXIP_AUTH_ISSUER)")
         self.issuer: str = settings.issuer
-        self.audience = settings.auth_audience
+        self.audiences = frozenset(settings.audiences)
         self._algorithms = settings.algorithms
         self._leeway = settings.auth_leeway_s
         self._clock = clock
@@ -248,13 +249,16 @@ class TokenValidator:
     def _for_us(self, claims: Mapping[str, Any]) -> bool:
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        return self.audience in audiences or claims.get("azp") == self.audience
+        azp = claims.get("azp")
+        return (any(a in self.audiences for a in audiences if isinstance(a, str))
+                or (isinstance(azp, str) and azp in self.audiences))
 
     def _roles(self, claims: Mapping[str, Any]) -> set[str]:
         roles = _role_list(claims.get("realm_access"))
         resource_access = claims.get("resource_access")
         if isinstance(resource_access, dict):
-            roles |= _role_list(resource_access.get(self.audience))
+            for audience in self.audiences:
+                roles |= _role_list(resource_access.get(audience))
         return roles
 
 

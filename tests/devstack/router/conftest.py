@@ -4,6 +4,7 @@ HTTP subscribers on free loopback ports. Nothing is mocked."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,11 +15,14 @@ import pytest
 from devstack.router import logs
 from devstack.router.server import RouterServer
 from devstack.router.settings import RouterSettings
+from devstack.stack import kafka, processes
 from shared.adapters.catalogue.migrations import upgrade
 from tests.devstack.router.subscribers import Subscriber
 
 SERVER = os.environ.get("ROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-DATABASE = "auxip_router_test"
+# One scratch database per test port base: parallel sessions of other stacks keep theirs.
+_BASE = os.environ.get("AUXIP_TEST_PORT_BASE", "18080")
+DATABASE = "auxip_router_test" if _BASE == "18080" else f"auxip_router_test_{_BASE}"
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +128,23 @@ spec:
   subscriber:
     uri: {url}
 """
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Kafka-protocol broker of its own (the stack's Tansu) on a free loopback port:
+    its bootstrap address. Tests use topics and groups of their own on it."""
+    state = tmp_path_factory.mktemp("kafka-broker")
+    port = free_port()
+    try:
+        kafka.start(state, "127.0.0.1", port)
+    except Exception as error:
+        pytest.fail(f"the Kafka broker did not start: {error}", pytrace=False)
+    yield f"127.0.0.1:{port}"
+    processes.stop(state, kafka.NAME)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -8,8 +8,9 @@ import pytest
 
 from devstack.layout import Layout
 from devstack.router import durations, filters
-from devstack.router.manifests import Defaults, ManifestError, load
+from devstack.router.manifests import ManifestError, load
 from devstack.router.settings import REPOSITORY_ROOT
+from devstack.router.topology import Defaults
 from tests.devstack.router.conftest import broker, trigger
 
 LAYOUT = Layout(8080)

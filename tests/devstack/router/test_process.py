@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,16 +13,10 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.devstack.router.conftest import broker, trigger, wait_until_settled
+from tests.devstack.router.conftest import broker, free_port, trigger, wait_until_settled
 from tests.devstack.router.subscribers import Received, post_event
 
 REPOSITORY = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_process(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:

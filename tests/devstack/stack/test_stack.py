@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from devstack import inbox_kafka
 from devstack.settings import StackSettings
 from devstack.stack import ceph, processes
 from devstack.stack import up as stack_up
@@ -262,8 +263,26 @@ def test_auxip_env_is_evaluable(settings: Settings, monkeypatch: pytest.MonkeyPa
         assert getattr(rebuilt, field) == getattr(settings, field), field
 
 
+def test_the_kafka_broker_is_part_of_the_stack(stack: StackInfo) -> None:
+    servers = stack.layout.kafka_bootstrap
+    assert servers == f"127.0.0.1:{stack.settings.port_base + 34}"
+    assert stack_up.env(stack.settings)["AUXIP_KAFKA_BOOTSTRAP_SERVERS"] == servers
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "auxip"), "status"],
+                          env=_stack_environment(stack.settings) | {"COLUMNS": "200"},
+                          capture_output=True, timeout=60)
+    shown = done.stderr.decode()  # the table goes to stderr
+    kafka_row = [line for line in shown.splitlines() if " kafka " in line]
+    assert kafka_row and servers in kafka_row[0] and "running" in kafka_row[0], shown
+    # It takes records and keeps them for consumers.
+    topic = f"stack-{time.time_ns()}"
+    (partition,) = inbox_kafka.produce(servers, topic, [("key", b"value")])
+    ends = {p.partition: p.end for p in inbox_kafka.progress(servers, "nobody", [topic])}
+    assert ends[partition] == 1
+
+
 def test_up_again_keeps_what_runs(stack: StackInfo) -> None:
-    before = stack.pids()
+    # What runs now: a test may have restarted a server since the session began.
+    before = {name: processes.pid(stack.settings.state_dir, name) for name in stack.pids()}
     again = stack_up.up(stack.settings, services_only=True)
     assert again.pids() == before
     assert not [s.name for s in again.services if s.started]
@@ -274,7 +293,7 @@ def test_up_again_keeps_what_runs(stack: StackInfo) -> None:
 def test_down_leaves_no_process(stack: StackInfo) -> None:
     state = stack.settings.state_dir
     pids = {p.name: p.pid for p in processes.tracked(state)}
-    assert {"clamd", "ceph-mon", "ceph-osd", "radosgw"} <= set(pids)
+    assert {"clamd", "kafka", "ceph-mon", "ceph-osd", "radosgw"} <= set(pids)
     stopped = stack_up.down(stack.settings)
     assert set(stopped) == set(pids)
     assert stack_up.status(stack.settings) == []
@@ -282,7 +301,8 @@ def test_down_leaves_no_process(stack: StackInfo) -> None:
         assert not _running(pid), f"{name} (pid {pid}) still runs"
     leftovers = [pid for pid, cmdline in _processes() if str(state) in cmdline]
     assert leftovers == [], f"processes mentioning {state}: {leftovers}"
-    for port in (stack.layout.rgw_port, stack.layout.ceph_mon_port, stack.layout.clamd_port):
+    for port in (stack.layout.rgw_port, stack.layout.ceph_mon_port, stack.layout.clamd_port,
+                 stack.layout.kafka_port):
         with socket.socket() as probe:
             assert probe.connect_ex((stack.layout.host, port)) != 0, f"port {port} still open"
 

@@ -39,13 +39,8 @@ from werkzeug.wrappers import Request
 
 from devstack import demo_products
 from devstack.stack import postgres
-from devstack.token_issuer.app import (
-    IssuerConfig,
-    create_app,
-    key_path,
-    load_or_create_key,
-    parse_accounts,
-)
+from devstack.token_issuer.app import IssuerConfig, create_app
+from devstack.token_issuer.keys import key_path, load_or_create_key
 from events import bindings, envelope, types
 from events.files import FileArrived
 from shared.adapters import outbox, runtime, storage
@@ -57,6 +52,7 @@ from shared.core.s1time import format_odata
 from shared.pipeline.routing import config, polling
 from shared.pipeline.routing.oauth import TokenClient, TokenError
 from shared.prip import service as prip_service
+from tests.devstack.issuer import realm_of
 from tests.pipeline.routing.pipeline import drain
 from tests.pipeline.routing.servers import free_port
 
@@ -87,8 +83,7 @@ def issuer(tmp_path: Path) -> Iterator[str]:
     issuer_url = f"http://127.0.0.1:{server.port}/realms/auxip"
     server.app = create_app(IssuerConfig(
         issuer=issuer_url, key=load_or_create_key(key_path(tmp_path)),
-        users=parse_accounts("mirror:mirror-pw:reader", "users"),
-        clients=parse_accounts(f"{CLIENT}:{CLIENT_SECRET}:reader", "clients"),
+        realm=realm_of("mirror:mirror-pw:reader", f"{CLIENT}:{CLIENT_SECRET}:reader"),
         lifetime_s=TOKEN_LIFETIME_S))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()

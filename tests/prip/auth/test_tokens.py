@@ -586,3 +586,20 @@ def test_tokens_never_reach_the_logs(issuer, validator, basic_users, caplog):
         assert signature[:20] not in str(caught.value)
     text = caplog.text
     assert signature[:20] not in text and payload[:40] not in text
+
+
+def test_audiences_are_a_comma_list(issuer):
+    settings = AuthSettings(auth_issuer=issuer.issuer, auth_audience=" auxip, processing ,auxip")
+    assert settings.audiences == ("auxip", "processing")
+    with pytest.raises(ValidationError):
+        AuthSettings(auth_audience=" , ")
+    both = make_validator(issuer, auth_audience="other,auxip")
+    for aud, azp in (("auxip", "x"), (["a", "other"], "x"), (None, "other")):
+        both.validate(issuer.sign(claims_for(issuer, aud=aud, azp=azp)))
+    error = refused(both, issuer.sign(claims_for(issuer, aud=["a", "b"], azp=["other"])))
+    assert "audience" in error.message
+    # Roles of each accepted audience's resource_access count, no other client's.
+    token = issuer.sign(claims_for(issuer, realm_access={"roles": []}, resource_access={
+        "other": {"roles": ["subscriber"]}, "auxip": {"roles": ["reader"]},
+        "unrelated": {"roles": ["operator"]}}))
+    assert both.validate(token).roles == {"reader", "subscriber"}
