@@ -65,8 +65,11 @@ audit:
 secrets-baseline:
 	$(PYTHON) -m audit --review-secrets
 
-clean: down
-	rm -rf .local .pytest_cache .hypothesis build dist *.egg-info
+
+# The one target that forgets: the local stack's catalogue and archive go with .local.
+clean:
+	@if [ -x $(VENV)/bin/auxip ]; then $(VENV)/bin/auxip clean; else rm -rf .local; fi
+	rm -rf .pytest_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 IMAGE ?=

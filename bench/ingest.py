@@ -313,7 +313,7 @@ def baseline(stack: BenchStack, files: Sequence[AuxFile]) -> tuple[float, list[f
         rate = len(files) / (time.perf_counter() - began)
         cpu_ms = 1000 * (cpu() - cpu_before) / len(files)
         conn.execute("DROP TABLE bench_baseline")
-    storage.delete_prefix(s3, BASELINE_BUCKET)  # memory store: give the bytes back
+    storage.delete_prefix(s3, BASELINE_BUCKET)
     return rate, took, cpu_ms
 
 

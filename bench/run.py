@@ -63,10 +63,8 @@ def main() -> int:
     with bench_stack(keep=args.keep) as stack:
         notes.append(f"stack: port base {stack.layout.port_base} (the issue's 48080 lies in the "
                      "kernel's ephemeral port range, which `devstack.stack.up` refuses), database "
-                     f"{stack.info.database} ({_dbname(stack.settings.database_url)}"
-                     + (", fsync and synchronous_commit off" if stack.info.database == "private"
-                        else "") + "), "
-                     f"up in {stack.info.seconds:.0f} s")
+                     f"{stack.info.database} ({_dbname(stack.settings.database_url)}), "
+                     f"S3 on BlueStore, up in {stack.info.seconds:.0f} s")
         # Seeded before any benchmark: minutes of CPU that would disturb all of them.
         seeded = query.ensure_seeded(query.perf_url(stack))
         if seeded:

@@ -1,8 +1,7 @@
 """The benchmarks' own local stack, beside a developer's and the tests': ports from 24080,
 state in .local/bench-stack, database `auxip_bench` (dropped and made anew) on a private
-PostgreSQL cluster (see planned_settings), an RGW memory
-store large enough for the 512 MiB download, and the local token issuer (downloads always
-need a reader's token).
+PostgreSQL cluster (see planned_settings), a new Ceph cluster (BlueStore, as users run it)
+and the local token issuer (downloads always need a reader's token).
 
     with bench_stack() as stack:     # up (fresh), yields BenchStack; down at the end
         ...
@@ -27,7 +26,7 @@ from psycopg import conninfo
 from bench import procs
 from devstack.layout import Layout
 from devstack.settings import StackSettings
-from devstack.stack import postgres, processes
+from devstack.stack import ceph, postgres, processes
 from devstack.stack import up as stack_up
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 PORT_BASE = int(os.environ.get("AUXIP_BENCH_PORT_BASE", "24080"))
 STATE = REPO / ".local" / "bench-stack"
 DATABASE = "auxip_bench"
-MEMSTORE_BYTES = 3 * 1024**3
 ISSUER = "token-issuer"
 READER = ("alice", "alice-pw")  # a demo user of the local realm (devstack/token_issuer/demo-realm.json)
 # Offsets from PORT_BASE the stack's Layout leaves free (functions 1..10, issuer 20,
@@ -120,8 +118,7 @@ def planned_settings() -> StackSettings:
     starts one when nothing answers there): a whole stack opens up to ~90 sessions (a pool
     of up to 8 per function, the router's 12...), and the machine's server (100 sessions)
     is shared with every other engineer's test stacks: on it, runs failed with "too many
-    clients". The private cluster allows 200, and runs with the stack's development
-    settings (fsync and synchronous_commit off)."""
+    clients". The private cluster allows 200, and is durable as the stack's always is."""
     url = postgres.private_url(Layout(PORT_BASE).postgres_port, DATABASE)
     return StackSettings(port_base=PORT_BASE, state_dir=STATE, database_url=url)
 
@@ -136,8 +133,6 @@ def _clean_environment() -> None:
     # A shell that ran `eval "$(auxip env)"` points at the developer's stack: not here.
     for name in [n for n in os.environ if n.startswith("AUXIP_") or n == "K_SINK"]:
         del os.environ[name]
-    # Read by `up` from the environment only.
-    os.environ["AUXIP_S3_MEMSTORE_BYTES"] = str(MEMSTORE_BYTES)
 
 
 def _lock() -> IO[str]:
@@ -196,6 +191,7 @@ def bench_stack(*, reuse: bool = False, keep: bool = False) -> Iterator[BenchSta
             info = stack_up.up(wanted)
         else:
             stack_up.down(wanted)
+            ceph.forget(STATE)  # a new, empty archive for the new, empty catalogue
             url, _ = stack_up.database(wanted)
             postgres.drop_database(url)
             info = stack_up.up(wanted.model_copy(update={"database_url": url}))

@@ -1,4 +1,4 @@
-"""The local stack's `auxip` commands (`up | down | status | env | demo | kafka`), installed
+"""The local stack's `auxip` commands (`up | down | status | env | clean | demo | kafka`),
 into the operator CLI through the `auxip.commands` entry point of a development checkout;
 they also point every operator command at the local stack (its addresses unless AUXIP_*
 says)."""
@@ -14,6 +14,7 @@ from rich.table import Table
 from devstack import demo_command, kafka_command
 from devstack.layout import Layout
 from devstack.settings import StackSettings, stack_settings
+from devstack.stack import clean as forget
 from devstack.stack import up as stack
 from functions import FUNCTIONS
 from shared.adapters.settings import Settings
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command("down")(down)
     app.command("status")(status)
     app.command("env")(env)
+    app.command("clean")(clean)
     app.command("demo")(demo_command.run)
     app.add_typer(kafka_command.app, name="kafka")
     session.use(settings=stack_settings, function_url=_function_url)
@@ -61,14 +63,27 @@ def up(
                       "started" if service.started else "kept")
     console.print(table)
     console.print(f"PostgreSQL ({info.database}): {info.settings.database_url}", highlight=False)
+    for note in info.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print(f"ready in {info.seconds:.1f} s; `eval \"$(auxip env)\"` points a shell at it",
                   highlight=False)
 
 
 def down() -> None:
-    """Stop every process of the local stack."""
-    stopped = stack.down(StackSettings())
+    """Stop every process of the local stack; its data is kept for the next `up`."""
+    settings = StackSettings()
+    stopped = stack.down(settings)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}", highlight=False)
+    console.print(f"catalogue and archive kept ({settings.state_dir}); `auxip up` starts them "
+                  "again, `auxip clean` deletes them", highlight=False)
+
+
+def clean() -> None:
+    """Stop the local stack and delete its data: catalogue, archive and state folder."""
+    settings = StackSettings()
+    console.print(f"auxip clean: forgetting the local stack in {settings.state_dir.resolve()}",
+                  highlight=False)
+    forget.clean(settings, lambda line: console.print(f"  {line}", highlight=False))
 
 
 def status() -> None:

@@ -25,7 +25,8 @@ class StackSettings(Settings):
     # The local RGW's own user, made by `up`: not a secret of any real deployment.
     s3_access_key: str = "AUXACCESSKEY"
     s3_secret_key: SecretStr = SecretStr("AUXSECRETKEY12345")
-    s3_memstore_bytes: int | None = None  # RGW's in-memory store (default 2 GiB)
+    # Size of the S3 server's store (BlueStore on a sparse file; default 100 GiB).
+    s3_store_bytes: int | None = None
     prip_url: str = ""
     token_url: str = ""
     auth_issuer: str = ""

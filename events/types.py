@@ -17,4 +17,4 @@ TRANSFER_FAILED = f"{PREFIX}.transfer.failed.v1"
 
 # Produced by others, consumed by auxip.
 KAFKA_RECORD = "dev.knative.kafka.event"  # KafkaSource wrapping a MinIO notification
-PING = "dev.knative.sources.ping"  # PingSource tick (poll, evict)
+PING = "dev.knative.sources.ping"  # PingSource tick (poll, evict, verify)

@@ -17,6 +17,7 @@ FUNCTIONS: tuple[str, ...] = (
     "poll",
     "deadletter",
     "evict",
+    "verify",
 )
 
 

@@ -2,8 +2,10 @@
 
 It runs beside a developer's `make up` on its own ports (AUXIP_TEST_PORT_BASE, default
 18080) and state dir (.local/test-stack), with the database `auxip_test` dropped and
-created anew on the configured server. Every process it starts is stopped at the end,
-on Ctrl-C and on SIGTERM too. Functions and the router are not started here.
+created anew on the configured server. Its Ceph is the persistent one users run (BlueStore:
+the cluster is kept from one session to the next, its buckets emptied at the start).
+Every process it starts is stopped at the end, on Ctrl-C and on SIGTERM too. Functions
+and the router are not started here.
 
 A service that does not come up fails the tests that need it, with its log: none skips.
 """
@@ -37,7 +39,7 @@ _SERVER_URL = os.environ.get("AUXIP_DATABASE_URL", StackSettings.model_fields["d
 
 # A shell that ran `eval "$(auxip env)"` points at the developer's stack: the tests must not.
 for _name in [n for n in os.environ if n.startswith("AUXIP_") or n == "K_SINK"]:
-    if _name != "AUXIP_S3_MEMSTORE_BYTES":
+    if _name != "AUXIP_S3_STORE_BYTES":
         del os.environ[_name]
 
 
@@ -50,13 +52,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stack_teardown: stops the session's stack; runs after every other test"
     )
+    config.addinivalue_line(
+        "markers", "stack_restart: stops and starts the session's stack again; runs after"
+        " the tests that share it, before the stack_teardown ones"
+    )
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # A test that takes the stack down must come after every test that needs it.
-    items.sort(key=lambda item: item.get_closest_marker("stack_teardown") is not None)
+    # A test that takes the stack down must come after every test that needs it; one that
+    # restarts it (new pids, a pipeline started anew) after those that keep its processes.
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("stack_teardown") is not None:
+            return 2
+        return 1 if item.get_closest_marker("stack_restart") is not None else 0
+
+    items.sort(key=rank)
 
 
 def planned_settings() -> StackSettings:
@@ -82,6 +94,9 @@ def stack() -> Iterator[stack_up.StackInfo]:
         except Exception as error:
             pytest.fail(f"the test stack did not start: {error}", pytrace=False)
         os.environ.update(stack_up.env(info.settings))
+        s3 = storage.client(info.settings)
+        for bucket in s3.list_buckets()["Buckets"]:  # what an earlier session left
+            storage.delete_prefix(s3, bucket["Name"])
         yield info
     finally:
         stack_up.down(wanted)

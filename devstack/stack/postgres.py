@@ -140,8 +140,8 @@ def _start_private(state: Path, root: Path, port: int) -> None:
         _binary("postgres"), "-D", str(data), "-p", str(port),
         "-c", "listen_addresses=127.0.0.1",
         "-c", "unix_socket_directories=",  # TCP only: no socket path length or permission trouble
-        # A disposable development cluster: durability is traded for speed.
-        "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+        # Durable (PostgreSQL's defaults): the catalogue must keep what it acknowledged, as
+        # the archive beside it does; a small site may run this stack for real.
         "-c", "max_connections=200",
     ]
     # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave.

@@ -1,9 +1,10 @@
 """The whole local stack: bring it up, describe it, take it down.
 
 `up` is idempotent: what runs already is kept. Order: PostgreSQL (and migrations), clamd,
-the Kafka broker, Ceph (S3 user, buckets, inbox notification), the event router, then one
-functions-framework process per function folder that exists. Everything runs in the
-background under the state dir and outlives the command that started it; `down` stops it.
+the Kafka broker, Ceph (S3 user and quota, buckets, inbox notification), the token
+issuer, one functions-framework process per function folder that exists, then the event
+router. Everything runs in the background under the state dir and outlives the command
+that started it; `down` stops it and keeps the data (`devstack.stack.clean` forgets it).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class StackInfo:
     database: str  # how PostgreSQL is served: configured | system | private
     services: list[Service] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the operator should know
 
     def pids(self) -> dict[str, int]:
         return {s.name: s.pid for s in self.services if s.pid is not None}
@@ -110,8 +112,8 @@ def _ensure_secret_keys(state: Path) -> None:
             scratch.unlink()
 
 
-def _memstore_bytes(settings: StackSettings) -> int:
-    return settings.s3_memstore_bytes or ceph.DEFAULT_MEMSTORE_BYTES
+def _store_bytes(settings: StackSettings) -> int:
+    return settings.s3_store_bytes or ceph.DEFAULT_STORE_BYTES
 
 
 def function_folders() -> list[str]:
@@ -142,6 +144,12 @@ def _reachable_by(path: Path, user: str) -> bool:
     return True
 
 
+def elsewhere(state: Path) -> Path:
+    """Where servers keep their files when the state dir does not suit them."""
+    digest = hashlib.sha1(os.fsencode(state), usedforsecurity=False).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"auxip-{digest}"
+
+
 def service_dir(state: Path, name: str, user: str | None) -> Path:
     """The folder (made if missing) where a server that runs as `user` keeps its files:
     `<state>/<name>` when that user can reach it and the path is short enough for a Unix
@@ -150,8 +158,7 @@ def service_dir(state: Path, name: str, user: str | None) -> Path:
     chosen = state / name
     fits = len(os.fsencode(chosen)) <= 80  # clamd's socket path must stay under 108
     if not (fits and (user is None or os.geteuid() != 0 or _reachable_by(chosen, user))):
-        digest = hashlib.sha1(os.fsencode(state), usedforsecurity=False).hexdigest()[:12]
-        chosen = Path(tempfile.gettempdir()) / f"auxip-{digest}" / name
+        chosen = elsewhere(state) / name
     chosen.mkdir(mode=0o755, parents=True, exist_ok=True)
     return chosen
 
@@ -230,6 +237,7 @@ def up(settings: StackSettings, *, services_only: bool = False,
     state.mkdir(parents=True, exist_ok=True)
     _ensure_secret_keys(state)
     services: list[Service] = []
+    notes: list[str] = []
 
     def track(name: str, was_running: bool, endpoint: str) -> None:
         services.append(Service(name, processes.pid(state, name), endpoint, not was_running))
@@ -270,8 +278,10 @@ def up(settings: StackSettings, *, services_only: bool = False,
         raise StackError(f"{error}{log_tail(state, kafka.NAME)}") from None
     track(kafka.NAME, not started, layout.kafka_bootstrap)
 
-    fresh = ceph.start(state, layout.ceph_mon_port, layout.rgw_port, _memstore_bytes(s))
-    ceph.ensure_user(state, s.s3_access_key, s.s3_secret_key.get_secret_value())
+    cluster = ceph.start(state, layout.ceph_mon_port, layout.rgw_port, _store_bytes(s))
+    notes.extend(cluster.notes)
+    ceph.ensure_user(state, s.s3_access_key, s.s3_secret_key.get_secret_value(),
+                     cluster.quota_bytes)
     s3 = storage.client(s)
     for bucket in (s.inbox_bucket, s.archive_bucket, s.quarantine_bucket):
         storage.ensure_bucket(s3, bucket)
@@ -281,26 +291,20 @@ def up(settings: StackSettings, *, services_only: bool = False,
         if ceph.notifies(s3, s.inbox_bucket):
             raise StackError(
                 f"s3://{s.inbox_bucket} already notifies inbox-adapter by webhook (the stack ran"
-                " with AUXIP_INBOX_NOTIFICATIONS=webhook): `auxip down` first")
-    elif fresh:
-        # Its object is also the first write, which creates the data pool (~2 s on a
-        # default cluster): paid here rather than by the first upload.
+                " with AUXIP_INBOX_NOTIFICATIONS=webhook), and RGW cannot take a notification"
+                " back: use another inbox bucket (AUXIP_INBOX_BUCKET), or `auxip clean` first"
+                " (it deletes the stack's archive and catalogue)")
+    elif "radosgw" in cluster.started:
+        # A fresh gateway's first push must succeed. On a new cluster its object is also
+        # the first write, which creates the data pool (~2 s): paid here, not by an upload.
         ceph.prime_notifications(s, s3, s.inbox_bucket, endpoint)
     else:
         ceph.ensure_notification(s, s3, s.inbox_bucket, endpoint)
     for name in ceph.DAEMONS:
-        track(name, not fresh, layout.s3_endpoint if name == "radosgw" else "")
+        track(name, name not in cluster.started, layout.s3_endpoint if name == "radosgw" else "")
 
     if not services_only:
         environment = _process_env(s)
-        if has_router():
-            was = processes.is_alive(state, ROUTER)
-            if not was:
-                processes.require_free_port(layout.router_port, ROUTER)
-            processes.start(state, ROUTER, [_bin("python"), "-m", "devstack.router"],
-                            env=environment, cwd=REPO, stop_timeout=5.0)
-            _wait_http(layout.router_url + "/", 30.0, state, ROUTER)
-            track(ROUTER, was, layout.router_url)
         # The local OIDC issuer (a stand-in for the Keycloak realm of production).
         was = processes.is_alive(state, TOKEN_ISSUER)
         if not was:
@@ -328,6 +332,16 @@ def up(settings: StackSettings, *, services_only: bool = False,
         for service, was in started:  # they start in parallel; wait for each in turn
             _wait_http(layout.function_url(service) + "/", 60.0, state, service)
             track(service, was, layout.function_url(service))
+        # The router last: deliveries it kept across a restart go out at once, and would
+        # be dead-lettered if the functions were not there yet to take them.
+        if has_router():
+            was = processes.is_alive(state, ROUTER)
+            if not was:
+                processes.require_free_port(layout.router_port, ROUTER)
+            processes.start(state, ROUTER, [_bin("python"), "-m", "devstack.router"],
+                            env=environment, cwd=REPO, stop_timeout=5.0)
+            _wait_http(layout.router_url + "/", 30.0, state, ROUTER)
+            track(ROUTER, was, layout.router_url)
         if monitoring:
             was = processes.is_alive(state, prometheus.NAME)
             try:
@@ -337,7 +351,7 @@ def up(settings: StackSettings, *, services_only: bool = False,
                 raise StackError(f"{error}{log_tail(state, prometheus.NAME)}") from None
             track(prometheus.NAME, was, prometheus.url(layout))
 
-    return StackInfo(s, layout, how, services, time.monotonic() - began)
+    return StackInfo(s, layout, how, services, time.monotonic() - began, notes)
 
 
 def down(settings: StackSettings) -> list[str]:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # Deliveries the Broker makes before dead-lettering (1 + delivery.retry): what the
     # deadletter function records when the event does not say (Knative's never does).
     dead_letter_attempts: int | None = None
+    # Archive objects whose bytes each scheduled scrub reads (the verify function).
+    verify_sample: int = 20
     # Fernet keys sealing subscription endpoint passwords (adapters/endpoint_secrets.py).
     secret_keys: SecretStr | None = None
 

@@ -72,7 +72,8 @@ def foreign_client(settings: Settings, endpoint: str | None, region: str,
     return client(settings.model_copy(update=update))
 
 
-def _is_missing(error: ClientError) -> bool:
+def is_missing(error: ClientError) -> bool:
+    """The error says the object (or its bucket) does not exist."""
     return str(error.response.get("Error", {}).get("Code")) in _MISSING
 
 
@@ -163,7 +164,7 @@ def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         answer = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if _is_missing(error):
+        if is_missing(error):
             return None
         raise
     return {
@@ -286,7 +287,7 @@ def bucket_exists(s3: Any, bucket: str) -> bool:
         s3.head_bucket(Bucket=bucket)
         return True
     except ClientError as error:
-        if _is_missing(error):
+        if is_missing(error):
             return False
         raise
 

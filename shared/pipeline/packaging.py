@@ -94,7 +94,27 @@ def _arrived_name(row: dict) -> str:
     return key.rsplit("/", 1)[-1]
 
 
-def _build(rt: Runtime, row: dict, name: naming.ProductName) -> Packaged:
+class RebuildError(RuntimeError):
+    """A product's distribution object cannot be made again as catalogued."""
+
+
+def rebuild(rt: Runtime, row: dict) -> Packaged:
+    """Make a packaged product's distribution object again from its ingested copy (after
+    the archive lost it). Packaging is deterministic, so the bytes are those catalogued;
+    they are checked before they replace anything, and never uploaded when they differ
+    (a changed AUXIP_EOF_DISTRIBUTION, a damaged ingested copy)."""
+    if not row.get("distribution_key") or row["distribution_key"] == row["archive_key"]:
+        raise RebuildError(f"{row['logical_name']} is served as it arrived: nothing to rebuild")
+    types_table = naming.load_type_table(rt.settings.extra_product_types)
+    name = naming.parse(_arrived_name(row), types_table)
+    wanted = {c["Algorithm"]: c["Value"] for c in row["checksums"]}
+    return _build(rt, row, name, expected=(row["distribution_key"], wanted.get("MD5")))
+
+
+def _build(rt: Runtime, row: dict, name: naming.ProductName,
+           expected: tuple[str, str | None] | None = None) -> Packaged:
+    """Build and upload the distribution object; with `expected` (key, MD5) only when the
+    result is that object, byte for byte."""
     s = rt.settings
     target_name = distribution_name(name.logical_name, name.format, s.eof_distribution)
     key = f"products/{row['product_type']}/{target_name}"
@@ -104,6 +124,9 @@ def _build(rt: Runtime, row: dict, name: naming.ProductName) -> Packaged:
         existing = {c["Algorithm"]: c["Value"] for c in row["checksums"]}
         sums = Checksums(md5=existing["MD5"], xxh3=existing["XXH3-128"],
                          size=row["content_length"])
+        if expected is not None and (row["archive_key"], sums.md5) != expected:
+            raise RebuildError(f"{row['logical_name']} is now served as it arrived"
+                               f" ({row['archive_key']}), the catalogue has {expected[0]}")
         return Packaged(target_name, row["archive_key"], content_type, sums)
     with tempfile.TemporaryDirectory(prefix="auxip-package-") as tmp:
         workdir = Path(tmp)
@@ -117,6 +140,9 @@ def _build(rt: Runtime, row: dict, name: naming.ProductName) -> Packaged:
                     for chunk in chunks:
                         stream.write(chunk)
         sums = _checksums_of(out)
+        if expected is not None and (key, sums.md5) != expected:
+            raise RebuildError(f"{row['logical_name']}: rebuilt as {key} (MD5 {sums.md5}),"
+                               f" the catalogue has {expected[0]} (MD5 {expected[1]})")
         storage.put_file(rt.s3, s.archive_bucket, key, out, content_type=content_type)
     return Packaged(target_name, key, content_type, sums)
 

@@ -5,6 +5,12 @@ object when AUXIP_DOWNLOAD_REDIRECT is on.
 Decisions:
 - An offline product (listed, but its bytes are not downloadable now) answers `410 Gone`
   with an OData error `ProductOffline`: the Id exists (so not 404), the bytes do not.
+- A product the catalogue has online whose archive object is missing, or not of its
+  catalogued size, answers `503` `ProductUnavailable` with `Retry-After` (never a 500):
+  the bytes can come back (`auxip products verify --repair`, the same file uploaded again)
+  and the client should retry later, not give up as on a 410. It is logged as an error
+  and counted (`auxip_archive_disagreements_total{found_by="download"}`). HEAD and the
+  redirect check the object too, so they never promise what GET cannot give.
 - One range only (`bytes=a-b`, `a-`, `-n`); a list of ranges, another unit or a malformed
   value is ignored and the whole product is sent (RFC 9110 14.2 allows it). Past the end:
   `416` with `Content-Range: bytes */<size>`. `If-Range` with another ETag: whole product.
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
     from shared.prip.service import Service
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE_RETRY_S = 600  # restoring bytes is an operator's doing: minutes, not seconds
 
 _RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]{0,19})\s*-\s*([0-9]{0,19})\s*", re.ASCII | re.I)
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9!#$&+.^_`|~-]+", re.ASCII)
@@ -164,6 +172,7 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
     if "ETag" in headers and conditional.none_match(caller.if_none_match, headers["ETag"]):
         return conditional.not_modified(headers["ETag"])
     if service.settings.download_redirect:
+        _check_stored(service, row, note)
         note("redirected", range_spec=caller.range_header, details={"name": row["name"]})
         return _redirect(service, row, headers)
     try:
@@ -182,12 +191,16 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
     if wanted is not None:
         headers["Content-Range"] = f"bytes {wanted.first}-{wanted.last}/{size}"
     if head:
+        _check_stored(service, row, note)
         return Response(None, status=status, headers=headers)
 
     slot = _take_slot(service, caller, note)
     range_spec = wanted.header() if wanted is not None else None
     try:
-        body = _open(service, row["distribution_key"], range_spec, length)
+        body = _open(service, row, range_spec, length)
+    except Unavailable as missing:
+        slot.release()
+        raise _unavailable(row, missing.kind, note) from None
     except BaseException:
         slot.release()
         note("failed", range_spec=range_spec)
@@ -203,20 +216,67 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
     return Response(stream, status=status, headers=headers, direct_passthrough=True)
 
 
-def _open(service: Service, key: str, range_spec: str | None, length: int) -> Any:
+class Unavailable(Exception):
+    """The archive does not hold the product's bytes as catalogued."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind  # missing | size
+
+
+def _open(service: Service, row: Mapping[str, Any], range_spec: str | None,
+          length: int) -> Any:
     """The archive object's body (a botocore StreamingBody), checked against the catalogue.
     Held directly rather than through storage.open_stream's generator: a generator never
     started cannot close the connection it would have opened."""
-    args = {"Bucket": service.runtime.settings.archive_bucket, "Key": key}
+    args = {"Bucket": service.runtime.settings.archive_bucket, "Key": row["distribution_key"]}
     if range_spec is not None:
         args["Range"] = range_spec
-    answer = service.runtime.s3.get_object(**args)
+    try:
+        answer = service.runtime.s3.get_object(**args)
+    except ClientError as error:
+        if storage.is_missing(error):
+            raise Unavailable("missing") from None
+        if error.response.get("Error", {}).get("Code") == "InvalidRange":
+            raise Unavailable("size") from None  # shorter than the catalogue says
+        raise
     body = answer["Body"]
-    if int(answer["ContentLength"]) != length:
+    total = _total_size(answer)
+    if int(answer["ContentLength"]) != length or total != int(row["content_length"]):
         body.close()
-        raise RuntimeError(f"archive object {key} holds {answer['ContentLength']} bytes where"
-                           f" {length} were expected")
+        raise Unavailable("size")
     return body
+
+
+def _total_size(answer: Mapping[str, Any]) -> int:
+    """The whole object's size, from a ranged answer's Content-Range too."""
+    content_range = answer.get("ContentRange")
+    if content_range and "/" in content_range:
+        return int(content_range.rsplit("/", 1)[1])
+    return int(answer["ContentLength"])
+
+
+def _check_stored(service: Service, row: Mapping[str, Any], note: Callable[..., None]) -> None:
+    """What GET would find, for the answers that do not read the bytes (HEAD, redirect)."""
+    info = storage.head(service.runtime.s3, service.runtime.settings.archive_bucket,
+                        row["distribution_key"])
+    if info is None:
+        raise _unavailable(row, "missing", note)
+    if info["size"] != int(row["content_length"]):
+        raise _unavailable(row, "size", note)
+
+
+def _unavailable(row: Mapping[str, Any], kind: str, note: Callable[..., None]) -> ODataError:
+    metrics.archive_disagreement("download", kind)
+    what = ("is missing from the archive" if kind == "missing"
+            else "in the archive is not its catalogued size")
+    log.error("product %s (%s): its object %s %s", row["name"], row["id"],
+              row["distribution_key"], what)
+    note("unavailable", details={"name": row["name"], "archive": kind})
+    return errors.Refusal(
+        errors.PRODUCT_UNAVAILABLE,
+        f"the bytes of product {row['name']} are not available from the archive; the"
+        " operators are told, try again later", 503, {"Retry-After": str(UNAVAILABLE_RETRY_S)})
 
 
 def _entity_headers(row: Mapping[str, Any]) -> dict[str, str]:

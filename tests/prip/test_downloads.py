@@ -19,7 +19,12 @@ import httpx
 import psycopg
 import pytest
 
-from tests.prip.catalogue import BIG, BIG_SIZE, BY_NUMBER, audit_rows, last_audit_id, pid
+from shared.adapters import storage
+from shared.adapters.telemetry import metrics
+from shared.prip import downloads
+from tests.prip.catalogue import (
+    BIG, BIG_SIZE, BY_NUMBER, Product, audit_rows, last_audit_id, pid,
+)
 from tests.prip.conftest import MAX_PARALLEL, REPO, reset_caches
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -52,7 +57,12 @@ def test_download_gives_the_archived_bytes_and_headers(api, number):
 
 
 def test_head_gives_the_headers_only_and_is_not_audited(api, settings):
-    before = last_audit_id(settings)
+    # The streams of the tests before may still be writing their rows: wait them out.
+    before, quiet_since = last_audit_id(settings), time.monotonic()
+    while time.monotonic() - quiet_since < 0.5:
+        time.sleep(0.1)
+        if (latest := last_audit_id(settings)) != before:
+            before, quiet_since = latest, time.monotonic()
     answer = api.request("HEAD", value_path(13))
     assert answer.status_code == 200 and answer.content == b""
     assert answer.headers["Content-Length"] == str(BY_NUMBER[13].size)
@@ -140,6 +150,56 @@ def test_offline_product_is_410(api, settings):
     # Only this product's rows: the stream of a previous test may be audited just now.
     rows = audit_rows(settings, actor="alice", since_id=before)
     assert [r["outcome"] for r in rows if r["product_id"] == pid(4)] == ["offline"]
+
+
+@pytest.fixture
+def damaged(settings, s3) -> Iterator[Product]:
+    """Product 13, whose archive object a test deletes or replaces; put back afterwards."""
+    product = BY_NUMBER[13]
+    yield product
+    storage.put_bytes(s3, settings.archive_bucket, product.key, product.data(),
+                      content_type=product.content_type)
+
+
+def _disagreements(kind: str) -> float:
+    return metrics.ARCHIVE_DISAGREEMENTS.labels("download", kind)._value.get()
+
+
+def test_a_catalogued_product_whose_bytes_are_gone_is_503_not_500(api, settings, s3, damaged):
+    before = last_audit_id(settings)
+    missing_before, size_before = _disagreements("missing"), _disagreements("size")
+    storage.delete(s3, settings.archive_bucket, damaged.key)
+    for method in ("GET", "HEAD"):
+        answer = api.request(method, value_path(13))
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == str(downloads.UNAVAILABLE_RETRY_S)
+        if method == "GET":
+            assert answer.json()["error"]["code"] == "ProductUnavailable"
+            assert damaged.name in answer.json()["error"]["message"]
+    ranged = api.get(value_path(13), headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 503
+    assert _disagreements("missing") == missing_before + 3
+    rows = audit_rows(settings, actor="alice", since_id=before, wait_for=2)
+    mine = [r for r in rows if r["product_id"] == pid(13)]
+    assert [r["outcome"] for r in mine] == ["unavailable", "unavailable"]  # HEAD: no row
+    assert mine[0]["details"]["archive"] == "missing"
+
+    # Bytes of another length under its key: never served as the product.
+    storage.put_bytes(s3, settings.archive_bucket, damaged.key, damaged.data()[:-100])
+    whole = api.get(value_path(13))
+    assert whole.status_code == 503 and whole.json()["error"]["code"] == "ProductUnavailable"
+    past_the_end = api.get(value_path(13), headers={"Range": f"bytes={damaged.size - 50}-"})
+    assert past_the_end.status_code == 503
+    assert _disagreements("size") == size_before + 2
+    # The catalogue still lists it: the listing does not read the archive.
+    assert api.get(f"Products({pid(13)})").status_code == 200
+
+
+def test_the_redirect_checks_the_object_too(api, settings, s3, damaged, redirect_mode):
+    storage.delete(s3, settings.archive_bucket, damaged.key)
+    answer = api.get(value_path(13))
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "ProductUnavailable"
 
 
 def test_downloads_need_a_reader(api):
@@ -283,7 +343,10 @@ def test_parallel_downloads_per_user(api, settings, second_process):
         assert time.monotonic() < deadline, "gunicorn never gave the slots back"
         time.sleep(0.05)
 
-    rows = audit_rows(settings, actor="alice", since_id=before, wait_for=6)
+    # At least 3 refusals, 2 * MAX_PARALLEL - 1 aborted streams and 2 completed ones: the
+    # last aborted rows are written by the servers after the clients went, so wait for all.
+    rows = audit_rows(settings, actor="alice", since_id=before,
+                      wait_for=3 + 2 * MAX_PARALLEL - 1 + 2)
     outcomes = [(r["product_id"], r["outcome"]) for r in rows]
     assert outcomes.count((pid(1), "quota_exceeded")) >= 3
     assert outcomes.count((pid(BIG), "completed")) == 1

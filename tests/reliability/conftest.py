@@ -57,7 +57,7 @@ def pipeline(stack: stack_up.StackInfo, settings: Settings) -> Iterator[stack_up
     # `up` hands the caller's AUXIP_* to every process it starts (here and at each restart
     # in a fault test): only the stack's own and ours, not what an earlier package may
     # have left set for its in-process servers (an issuer of its own, say).
-    kept = set(stack_up.env(settings)) | {"AUXIP_S3_MEMSTORE_BYTES"}
+    kept = set(stack_up.env(settings)) | {"AUXIP_S3_STORE_BYTES"}
     saved = {k: v for k, v in os.environ.items() if k.startswith("AUXIP_") and k not in kept}
     for name in saved:
         del os.environ[name]

@@ -4,8 +4,8 @@ Each fault is what production sees, done to the processes the stack tracks by pi
 - `crash`: SIGKILL to the whole process group (a container or pod killed: the gunicorn
   master and its worker go together, nothing gets to clean up);
 - `frozen`: SIGSTOP then SIGCONT (a server that stops answering for a while - a GC pause,
-  a saturated disk, a network partition - without losing its state; the Ceph memory store
-  would lose every object if its daemons were really stopped);
+  a saturated disk, a network partition - without losing its state; stopping the whole
+  stack, Ceph included, is tests/reliability/test_restart.py's);
 - `cut_database_sessions`: pg_terminate_backend of every session on the stack's database
   but the caller's, which is what clients see when PostgreSQL restarts or fails over.
   The machine's PostgreSQL serves others too, so it is never restarted itself.

@@ -95,3 +95,12 @@ def origin_of(conn: psycopg.Connection, names: Iterable[str]) -> str:
     row = conn.execute("SELECT source FROM seen_sources WHERE product_name = ANY(%s)"
                        " ORDER BY seen_at LIMIT 1", ([n for n in names if n],)).fetchone()
     return f"poll:{row[0]}" if row else "inbox"
+
+
+def items_of(conn: psycopg.Connection, product_names: Iterable[str]) -> list[dict]:
+    """What the pollers fetched of the products arriving under these names (X.EOF,
+    X.SAFE, X.SAFE.zip): one row per item, e.g. every file of a SAFE folder."""
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT source, item_key, checksum, product_name, inbox_key, size FROM seen_sources"
+        " WHERE product_name = ANY(%s) AND inbox_key IS NOT NULL ORDER BY source, item_key",
+        ([n for n in product_names if n],)).fetchall()

@@ -60,6 +60,11 @@ TRANSFER_BYTES = Counter("auxip_transfer_bytes_total", "Bytes sent to route targ
 DOWNLOADS = Counter("auxip_downloads_total", "Product downloads ($value), by outcome.",
                     ["outcome"])
 DOWNLOAD_BYTES = Counter("auxip_download_bytes_total", "Bytes served by product downloads.")
+ARCHIVE_DISAGREEMENTS = Counter(
+    "auxip_archive_disagreements_total",
+    "Catalogue and archive disagreeing: a product's object missing or not its catalogued size"
+    " or checksum, or an archive object no product claims; by who found it (download,"
+    " verify) and kind (missing, size, checksum, orphan).", ["found_by", "kind"])
 DEAD_LETTERS = Counter("auxip_dead_letters_total",
                        "Events the broker gave up delivering, by event type.", ["type"])
 
@@ -99,6 +104,10 @@ def downloaded(outcome: str, nbytes: int = 0) -> None:
         DOWNLOAD_BYTES.inc(nbytes)
 
 
+def archive_disagreement(found_by: str, kind: str, count: int = 1) -> None:
+    ARCHIVE_DISAGREEMENTS.labels(found_by, kind).inc(count)
+
+
 def dead_lettered(event_type: str) -> None:
     DEAD_LETTERS.labels(event_type).inc()
 
@@ -119,6 +128,11 @@ def _known_label_values(function: str) -> list[tuple[Counter | Histogram, list[t
         from events.registry import DATA_MODELS
 
         return [(DEAD_LETTERS, [(t,) for t in DATA_MODELS])]
+    if function == "prip":
+        return [(ARCHIVE_DISAGREEMENTS, [("download", "missing"), ("download", "size")])]
+    if function == "verify":
+        return [(ARCHIVE_DISAGREEMENTS, [("verify", kind) for kind in
+                                         ("missing", "size", "checksum", "orphan")])]
     return []
 
 

@@ -1,19 +1,22 @@
-"""`auxip products list | show | restore`: the catalogue as operators look at it, with each
-product's story (its journalled events, rejections and dead letters), and the rows a lost
-catalogue can get back from the journal."""
+"""`auxip products list | show | restore | verify`: the catalogue as operators look at it,
+with each product's story (its journalled events, rejections and dead letters), the rows a
+lost catalogue can get back from the journal, and the scrub of catalogue against archive."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import typer
 from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
+from shared.adapters import runtime
 from shared.adapters.catalogue import restore
 from shared.operations import replay
 from shared.operations.cli.session import connect, settings
+from shared.pipeline.integrity import repair, scrub
 
 app = typer.Typer(no_args_is_help=True,
                   help="The catalogue: products, and each one's events, rejections, dead letters.")
@@ -118,3 +121,41 @@ def restore_products(
         console.print(f"{len(lost)} product(s) missing; nothing restored (dry run)")
     else:
         console.print(f"{restored} of {len(lost)} missing product(s) restored")
+
+
+@app.command("verify")
+def verify(
+    full: bool = typer.Option(False, "--full", help="read every product's bytes (checksums)"),
+    sample: int = typer.Option(100, help="products whose bytes are read, at random"),
+    grace: float = typer.Option(scrub.DEFAULT_GRACE_S,
+                                help="seconds an unclaimed object may be in flight"),
+    mark_offline: bool = typer.Option(
+        False, "--mark-offline", help="products whose bytes are gone answer 410, not 503"),
+    fix: bool = typer.Option(False, "--repair",
+                             help="bring bytes back: package again, fetch from the source"),
+) -> None:
+    """Compare the catalogue with the archive: each product's objects there (and their
+    size), checksums of a sample (all with --full), objects no product claims. Exits 1
+    when they disagree."""
+    rt = runtime.build(settings())
+    try:
+        report = scrub.scrub(rt, full=full, sample=sample, grace_s=grace)
+        repairs = (repair.repair(rt, report, os.environ, bring_back=fix,
+                                 mark_offline=mark_offline) if fix or mark_offline else [])
+    finally:
+        rt.close()
+    # One line each, never wrapped: keys are long, and operators grep them.
+    for f in report.findings:
+        product = f" [{f.name}, {f.status}]" if f.product_id else ""
+        console.print(f"{f.kind:<8} {f.key}{product}: {f.detail}", highlight=False,
+                      soft_wrap=True, markup=False)
+    for done in repairs:
+        offline = "; taken offline" if done.offline else ""
+        console.print(f"{done.action}: {done.name}: {done.detail}{offline}", highlight=False,
+                      soft_wrap=True, markup=False)
+    console.print(f"{report.products} product(s), {report.objects} archive object(s), "
+                  f"{report.objects_read} read ({report.bytes_read:,} bytes) in "
+                  f"{report.seconds:.1f} s: {len(report.findings)} disagreement(s)",
+                  highlight=False, soft_wrap=True)
+    if report.findings:
+        raise typer.Exit(1)

@@ -5,7 +5,10 @@ to quarantine with a reason. Idempotent under at-least-once delivery:
   SAFE folder arriving together ingest it once;
 - bytes are copied to the archive first, the catalogue row and its event commit together,
   and only then is the inbox cleared: a crash at any point is mended by the redelivery;
-- the same name with the same content again is a no-op; with other content, a conflict.
+- the same name with the same content again is a no-op, unless the archive lost the
+  product's objects (or holds other bytes under their keys): then they are put back from
+  this arrival, the distribution object packaged again, as catalogued (`restored`);
+- with other content, a conflict.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from events import envelope, types
 from events.files import FileArrived, FileRejected, RejectReason
 from events.products import Checksum, ProductIngested
 from shared.adapters import outbox, storage
-from shared.adapters.catalogue import folders, products, rejections, restore
+from shared.adapters.catalogue import folders, integrity, products, rejections, restore
 from shared.adapters.runtime import Runtime
 from shared.adapters.telemetry import metrics
 from shared.adapters.telemetry.tracing import current_trace_extensions
@@ -36,6 +39,7 @@ from shared.core import attributes, naming
 from shared.core.archive_safety import ArchiveLimits
 from shared.core.arrival import Arrival, is_folder_marker, locate
 from shared.core.checksums import MD5, XXH3
+from shared.pipeline import packaging
 from shared.pipeline.ingestion import inspection
 from shared.pipeline.ingestion.inspection import Gone, Incomplete, Inspected, Limits, Refused
 
@@ -48,6 +52,7 @@ _MAX_KEY_BYTES = 1024  # S3's limit on an object key
 class Outcome(StrEnum):
     INGESTED = "ingested"
     DUPLICATE = "duplicate"
+    RESTORED = "restored"  # a duplicate whose archive objects were missing: put back
     REJECTED = "rejected"
     PENDING = "pending"
     GONE = "gone"
@@ -137,8 +142,8 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
                 " not published again",
                 inspected.fingerprint, event_id)
         if existing["fingerprint"] == inspected.fingerprint:
-            _clear_inbox(rt, conn, arrival, inspected.objects)
-            return Result(Outcome.DUPLICATE, name.name, "same content already ingested")
+            return _duplicate(rt, conn, existing, arrival, arrived, inspected, event_id,
+                              "same content already ingested")
         return _reject_arrival(
             rt, conn, arrival, arrived, RejectReason.CONFLICT,
             f"{name.logical_name} is catalogued with other content (fingerprint "
@@ -155,9 +160,11 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     with conn.transaction():
         restored = restore.restore(conn, product_id)
     if restored:  # the catalogue lost a row the journal holds: the same bytes came again
-        _clear_inbox(rt, conn, arrival, inspected.objects)
-        return Result(Outcome.DUPLICATE, name.name, "same content already ingested"
-                      " (catalogue row restored from the journal)")
+        row = products.get(conn, product_id)
+        assert row is not None
+        return _duplicate(rt, conn, row, arrival, arrived, inspected, event_id,
+                          "same content already ingested (catalogue row restored from the"
+                          " journal)")
     archive_key = _archive_objects(rt, arrival, inspected)
     now = datetime.now(UTC)
     meta = inspected.metadata
@@ -200,16 +207,91 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
 
 def _archive_objects(rt: Runtime, arrival: Arrival, inspected: Inspected) -> str:
     """Copy the arrived object(s) under ingested/<type>/; returns the product's archive key."""
-    s = rt.settings
+    key, copies = _archive_plan(arrival, inspected)
+    for source, target in copies:
+        storage.copy(rt.s3, arrival.bucket, source, rt.settings.archive_bucket, target)
+    return key
+
+
+def _archive_plan(arrival: Arrival, inspected: Inspected) -> tuple[str, list[tuple[str, str]]]:
+    """(the product's archive key, (inbox key, archive key) of each object to copy)."""
     base = f"ingested/{inspected.name.product_type}/"
     if arrival.folder_prefix is None:
         key = base + inspected.name.name
-        storage.copy(rt.s3, arrival.bucket, arrival.key, s.archive_bucket, key)
-        return key
+        return key, [(arrival.key, key)]
     parent = arrival.folder_prefix[: -len(inspected.name.logical_name) - 1]
-    for key in inspected.objects:
-        storage.copy(rt.s3, arrival.bucket, key, s.archive_bucket, base + key[len(parent):])
-    return base + inspected.name.logical_name + "/"
+    return (base + inspected.name.logical_name + "/",
+            [(key, base + key[len(parent):]) for key in inspected.objects])
+
+
+def _duplicate(rt: Runtime, conn: psycopg.Connection, existing: dict, arrival: Arrival,
+               arrived: FileArrived, inspected: Inspected, event_id: str, detail: str
+               ) -> Result:
+    """The same content again: nothing to do, unless the archive lost the product's
+    objects (or holds other bytes under their keys), which this arrival then puts back."""
+    name = inspected.name
+    key, copies = _archive_plan(arrival, inspected)
+    s = rt.settings
+    copy_whole = _stored(rt, existing["archive_key"], key, copies, inspected)
+    restored = []
+    if not copy_whole:
+        if key != existing["archive_key"]:
+            # Catalogued from another container (a SAFE folder, now a zip): this arrival
+            # cannot stand for its ingested copy. Kept for an operator, not dropped.
+            return _reject_arrival(
+                rt, conn, arrival, arrived, RejectReason.CONFLICT,
+                f"{name.logical_name} is catalogued as {existing['archive_key']}, whose"
+                f" archive copy is missing; it arrived now as {key}: upload it as it was",
+                inspected.fingerprint, event_id)
+        for source, target in copies:
+            storage.copy(rt.s3, arrival.bucket, source, s.archive_bucket, target)
+        restored.append(existing["archive_key"])
+    served = existing["distribution_key"]
+    if served and served != existing["archive_key"] and not _served_whole(rt, existing):
+        try:
+            packaging.rebuild(rt, existing)
+        except packaging.RebuildError as error:
+            return _reject_arrival(
+                rt, conn, arrival, arrived, RejectReason.CONFLICT,
+                f"{name.logical_name}: its distribution object is missing and cannot be"
+                f" made again as catalogued: {error}", inspected.fingerprint, event_id)
+        restored.append(served)
+    _clear_inbox(rt, conn, arrival, inspected.objects)
+    if not restored:
+        return Result(Outcome.DUPLICATE, name.name, detail)
+    with conn.transaction():
+        back_online = integrity.mark_online(conn, existing["id"])
+    log.warning("%s: the archive had lost %s; restored from this arrival%s", name.name,
+                ", ".join(restored), " and back online" if back_online else "")
+    return Result(Outcome.RESTORED, name.name, f"archive objects restored: {', '.join(restored)}")
+
+
+def _stored(rt: Runtime, archive_key: str, key: str, copies: list[tuple[str, str]],
+            inspected: Inspected) -> bool:
+    """Whether the archive holds the product's ingested copy: as this arrival has it when
+    it arrived the same way (`key`), else only that it is there."""
+    bucket = rt.settings.archive_bucket
+    if archive_key.endswith("/"):
+        held = set(storage.list_keys(rt.s3, bucket, archive_key))
+        return bool(held) and (key != archive_key or all(t in held for _, t in copies))
+    info = storage.head(rt.s3, bucket, archive_key)
+    if info is None or key != archive_key:
+        return info is not None
+    return _same(info, inspected.checksums.size, inspected.checksums.md5)
+
+
+def _served_whole(rt: Runtime, row: dict) -> bool:
+    info = storage.head(rt.s3, rt.settings.archive_bucket, row["distribution_key"])
+    md5 = next((c["Value"] for c in row["checksums"] if c["Algorithm"] == MD5), None)
+    return info is not None and _same(info, int(row["content_length"]), md5)
+
+
+def _same(info: dict, size: int, md5: str | None) -> bool:
+    """An object is the expected one: its size, and its ETag where that is an MD5 (a
+    single-part object's; a multipart ETag says nothing of the content)."""
+    etag = info["etag"]
+    plain = len(etag) == 32 and "-" not in etag
+    return info["size"] == size and not (plain and md5 and etag != md5.lower())
 
 
 def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,

@@ -277,3 +277,69 @@ def _to_inbox(rt: Runtime, key: str, spool: IO[bytes], checksums: Checksums,
     if stored is None or stored["size"] != checksums.size:
         raise Mismatch(f"{key}: the inbox holds {stored and stored['size']} bytes, "
                        f"{checksums.size} were sent")
+
+
+@dataclass(frozen=True)
+class Refetched:
+    source: str
+    item_key: str
+    inbox_key: str
+    error: str | None = None  # why this item could not be fetched again
+
+
+def refetch(rt: Runtime, product_names: list[str], environ: Mapping[str, str]
+            ) -> list[Refetched]:
+    """Fetch again the items a product was polled as (`product_names`: its arrival names)
+    from the sources that delivered them, into the same inbox keys, checked as a poll
+    checks them, each announced by a new `file.arrived`: ingest then finds the product
+    catalogued with the same content and restores its archive objects (never a second
+    product). An item its source no longer has is reported with the error."""
+    done: list[Refetched] = []
+    with rt.pool.connection() as conn:
+        items = sources_table.items_of(conn, product_names)
+        for source_name in dict.fromkeys(r["source"] for r in items):
+            mine = [r for r in items if r["source"] == source_name]
+            row = sources_table.get(conn, source_name)
+            if row is None:
+                done += [Refetched(source_name, r["item_key"], r["inbox_key"],
+                                   "the source is no longer configured") for r in mine]
+                continue
+            try:
+                source_config = config.source_from_row(row)
+                source = open_source(source_config, rt.settings, environ)
+            except config.ConfigError as error:
+                done += [Refetched(source_name, r["item_key"], r["inbox_key"], str(error))
+                         for r in mine]
+                continue
+            run = _Run(rt, conn, source_config, source, dict(row["state"] or {}))
+            try:
+                done += [_refetch_item(run, r) for r in mine]
+            finally:
+                source.close()
+    return done
+
+
+def _refetch_item(run: _Run, seen: Mapping[str, Any]) -> Refetched:
+    rt, name = run.rt, run.config.name
+    inbox_key = seen["inbox_key"]
+    item = Item(key=seen["item_key"], name=inbox_key.rsplit("/", 1)[-1], size=seen["size"],
+                version=seen["checksum"] or "")
+    try:
+        checksums = run._copy(item, inbox_key)
+    except (SourceError, Mismatch, BotoCoreError, ClientError) as error:
+        log.warning("refetch %s from %s: %s", seen["item_key"], name, error)
+        return Refetched(name, seen["item_key"], inbox_key, str(error)[:500])
+    now = datetime.now(UTC)
+    event = envelope.build(
+        types.FILE_ARRIVED,
+        FileArrived(bucket=rt.settings.inbox_bucket, key=inbox_key, size=checksums.size,
+                    etag=checksums.md5, origin=f"poll:{name}", arrived_at=now),
+        source=f"{rt.settings.event_source}/poll", subject=seen["product_name"],
+        event_id=str(uuid.uuid5(_IDS, f"refetched:{name}:{item.key}:{now.isoformat()}")),
+    )
+    with run.conn.transaction():
+        outbox.record(run.conn, event)
+    outbox.send(run.conn, rt.settings.broker_url, [event["id"]])
+    log.info("refetched %s from %s into %s/%s (%d bytes)", item.key, name,
+             rt.settings.inbox_bucket, inbox_key, checksums.size)
+    return Refetched(name, item.key, inbox_key)
