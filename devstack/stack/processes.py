@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +250,17 @@ def stop_all(state: Path, waves: Sequence[Sequence[str]] = ()) -> list[str]:
     for proc in procs:
         _pid_file(state, proc.name).unlink(missing_ok=True)
     return running
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The status a local server answers a bare GET with; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as got:  # nosec B310  # own loopback URL
+            return int(got.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return None
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -17,8 +17,6 @@ import os
 import shutil
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,14 +104,8 @@ def wait_ready(state: Path, layout: Layout, timeout: float = 30.0) -> None:
     while time.monotonic() < deadline:
         if not processes.is_alive(state, NAME):
             break
-        try:
-            ready = urllib.request.urlopen(  # nosec B310  # our own Prometheus's URL
-                url(layout) + "/-/ready", timeout=2)
-            with ready as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if processes.http_status(url(layout) + "/-/ready") == 200:
+            return
         time.sleep(0.2)
     raise PrometheusError(f"prometheus not ready at {url(layout)}/-/ready "
                           f"(log: {processes.log_path(state, NAME)})")

@@ -17,8 +17,6 @@ import stat
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +29,15 @@ from devstack.settings import (
     stack_settings,
     wired,
 )
-from devstack.stack import ceph, clamav, kafka, postgres, processes, prometheus
+from devstack.stack import (
+    ceph,
+    clamav,
+    kafka,
+    postgres,
+    processes,
+    prometheus,
+    rgw_notifications,
+)
 from functions import FUNCTIONS, folder_of
 from shared.adapters import endpoint_secrets, storage
 from shared.adapters.catalogue import migrations
@@ -186,13 +192,9 @@ def _wait_http(url: str, timeout: float, state: Path, name: str) -> None:
     while time.monotonic() < deadline:
         if not processes.is_alive(state, name):
             break
-        try:
-            urllib.request.urlopen(url, timeout=2).close()  # nosec B310  # the stack's own URL
-            return
-        except urllib.error.HTTPError:
+        if processes.http_status(url) is not None:
             return  # it answers, whatever it thinks of a bare GET
-        except OSError:
-            time.sleep(0.1)
+        time.sleep(0.1)
     raise StackError(f"{name} not answering {url}{log_tail(state, name)}")
 
 
@@ -288,7 +290,7 @@ def up(settings: StackSettings, *, services_only: bool = False,
     endpoint = layout.function_url("inbox-adapter") + "/"
     if s.inbox_notifications == "kafka":
         # As production's MinIO with only its Kafka target: no webhook on the inbox.
-        if ceph.notifies(s3, s.inbox_bucket):
+        if rgw_notifications.notifies(s3, s.inbox_bucket):
             raise StackError(
                 f"s3://{s.inbox_bucket} already notifies inbox-adapter by webhook (the stack ran"
                 " with AUXIP_INBOX_NOTIFICATIONS=webhook), and RGW cannot take a notification"
@@ -297,9 +299,9 @@ def up(settings: StackSettings, *, services_only: bool = False,
     elif "radosgw" in cluster.started:
         # A fresh gateway's first push must succeed. On a new cluster its object is also
         # the first write, which creates the data pool (~2 s): paid here, not by an upload.
-        ceph.prime_notifications(s, s3, s.inbox_bucket, endpoint)
+        rgw_notifications.prime_notifications(s, s3, s.inbox_bucket, endpoint)
     else:
-        ceph.ensure_notification(s, s3, s.inbox_bucket, endpoint)
+        rgw_notifications.ensure_notification(s, s3, s.inbox_bucket, endpoint)
     for name in ceph.DAEMONS:
         track(name, name not in cluster.started, layout.s3_endpoint if name == "radosgw" else "")
 
