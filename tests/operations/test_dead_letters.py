@@ -40,7 +40,7 @@ def _failures_logged(settings: Settings, event_id: str, offset: int) -> list[dic
         log.seek(offset)
         lines = log.read().decode("utf-8", "replace").splitlines()
     entries = [json.loads(line) for line in lines if line.startswith("{")]
-    return [e for e in entries if e["event_id"] == event_id
+    return [e for e in entries if e.get("event", {}).get("id") == event_id
             and e["message"].startswith("publish failed")]
 
 
@@ -78,7 +78,8 @@ def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) ->
     assert "publication refused (test)" in failures[0]["message"]
     # ...in the file's trace: the router carried the event's traceparent to every attempt.
     trace_id = tracing.trace_id_of(packaged["extensions"]["traceparent"])
-    assert {f["trace_id"] for f in failures} == {trace_id} and failures[0]["product"] == name
+    assert {f["trace"]["id"] for f in failures} == {trace_id}
+    assert failures[0]["auxip"]["product"] == name
     assert query(s, "SELECT status FROM products") == [{"status": "packaged"}]
 
     runner = CliRunner()
