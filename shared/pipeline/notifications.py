@@ -224,7 +224,7 @@ class _Deliverer:
                             sid, pid, refused)
                 security_events.emit(
                     "auxip.endpoint.refused", "network", "failure", event_type="denied",
-                    reason=refused, user=subscription.get("owner"), via="notification",
+                    reason=refused, owner=subscription.get("owner"), via="notification",
                     subscription_id=str(sid), product_id=str(pid),
                     endpoint=_without_userinfo(subscription["notification_endpoint"]))
                 try:
