@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from shared.adapters.telemetry import logging as ecs_logs
 from shared.adapters.telemetry import security_events
 from shared.adapters.telemetry.settings import TelemetrySettings
-
 from shared.operations.cli import (
     audit,
     db,
