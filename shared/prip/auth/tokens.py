@@ -207,7 +207,7 @@ class TokenValidator:
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise _invalid("signature algorithm not accepted",
-                           "alg_none" if alg.lower() == "none" else "alg_not_accepted")
+                           "alg_none" if str(alg).lower() == "none" else "alg_not_accepted")
         if kid is not None and not isinstance(kid, str):
             raise _invalid("malformed token", "malformed")
         if "crit" in header or "b64" in header:
