@@ -118,3 +118,12 @@ def test_subscription_changes_and_a_refused_endpoint(api, security_events):
     event = security_events.one("auxip.endpoint.refused", user__name="bob")
     assert event["auxip.via"] == "subscription" and event["event.reason"]
     assert event["auxip.endpoint"] == "http://169.254.169.254/latest/meta-data"
+
+
+def test_a_refused_query_token_is_reported_without_the_token(api, issuer, security_events):
+    token = _forged(issuer, "expired")
+    answer = api.get(f"Products({pid(1)})/$value", user=None, params={"token": token})
+    assert answer.status_code == 401
+    event = security_events.one("auxip.token.refused")
+    assert event["event.reason"] == "expired" and event["user.name"] == "mallory"
+    assert token.split(".")[2][:20] not in json.dumps(event)  # the path, never the query
