@@ -5,8 +5,8 @@ bench/RESULTS.md (`make bench`):
 
 Order: the stack comes up, the 1M-row catalogue is seeded when missing (minutes of CPU
 that would disturb the benchmarks), then ingest (whose CPU figures choose what to
-profile), profile, download, query and cold start run in turn; the stack is taken down at
-the end, also on failure.
+profile), profile, download, query, cold start and the logging cost run in turn; the
+stack is taken down at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
-from bench import cold_start, download, ingest, profile, query, report  # noqa: E402
+from bench import cold_start, download, ingest, logging_cost, profile, query, report  # noqa: E402
 from bench.figures import Outcome  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
 
@@ -77,6 +77,7 @@ def main() -> int:
         attempt("download", lambda: download.run(stack))
         attempt("query", lambda: query.run(stack))
         attempt("cold_start", lambda: cold_start.run(stack))
+        attempt("logging_cost", logging_cost.run)  # in-process, ~10 s: needs no stack
 
     seconds = time.monotonic() - began
     report.print_outcomes(outcomes)

@@ -28,6 +28,7 @@ from devstack.settings import StackSettings
 from devstack.stack import postgres, processes
 from devstack.stack import up as stack_up
 from shared.adapters import storage
+from tests.adapters.telemetry.ecs_lines import SecurityStream, stream_of_this_stack
 
 REPO = Path(__file__).resolve().parents[1]
 PORT_BASE = int(os.environ.get("AUXIP_TEST_PORT_BASE", "18080"))
@@ -166,3 +167,10 @@ def truncate_catalogue(db_url: str) -> None:
             conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
                 sql.SQL(", ").join(sql.Identifier(t) for t in tables)
             ))
+
+
+@pytest.fixture
+def security_events(stack: stack_up.StackInfo) -> SecurityStream:
+    """The stack's security stream (a file, see devstack.stack.up.env), from now on: what
+    this test causes, in this process or another of the stack."""
+    return stream_of_this_stack()

@@ -73,6 +73,10 @@ class StackInfo:
         return {s.name: s.pid for s in self.services if s.pid is not None}
 
 
+def security_events_path(state: Path) -> Path:
+    return Path(state).resolve() / "logs" / "security.jsonl"
+
+
 def env(settings: StackSettings) -> dict[str, str]:
     """The AUXIP_* variables that point a process (function, CLI, test) at this stack."""
     s = stack_settings(settings)
@@ -94,6 +98,9 @@ def env(settings: StackSettings) -> dict[str, str]:
         "AUXIP_STATE_DIR": str(s.state_dir),
         "AUXIP_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
         "AUXIP_INBOX_NOTIFICATIONS": s.inbox_notifications,
+        # Every process of the stack (functions, CLI, tests) appends its security events
+        # to one file beside the logs, as a collector would tail it in production.
+        "AUXIP_SECURITY_EVENTS": f"file:{security_events_path(s.state_dir)}",
     }
     if s.token_url:
         values["AUXIP_TOKEN_URL"] = s.token_url

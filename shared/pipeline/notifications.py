@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -52,6 +53,7 @@ from shared.adapters import endpoint_policy, endpoint_secrets
 from shared.adapters.catalogue import notifications as attempts_table
 from shared.adapters.catalogue import restore
 from shared.adapters.catalogue import subscriptions as subscriptions_table
+from shared.adapters.telemetry import security_events
 from shared.core.s1time import format_odata
 from shared.odata import Bool, ODataError, matches, parse_filter
 
@@ -220,6 +222,11 @@ class _Deliverer:
                 # Not retried: the address is the subscriber's choice, not a passing fault.
                 log.warning("subscription %s: product %s not sent, endpoint refused: %s",
                             sid, pid, refused)
+                security_events.emit(
+                    "auxip.endpoint.refused", "network", "failure", event_type="denied",
+                    reason=refused, owner=subscription.get("owner"), via="notification",
+                    subscription_id=str(sid), product_id=str(pid),
+                    endpoint=_without_userinfo(subscription["notification_endpoint"]))
                 try:
                     attempts_table.record(conn, sid, pid, attempt=first + number,
                                           status=attempts_table.FAILED, http_status=None,
@@ -261,6 +268,16 @@ class _Deliverer:
         except (OSError, UnicodeError, ValueError):
             return None  # does not resolve: httpx fails the same way, and that is retried
         return None
+
+
+def _without_userinfo(url: str) -> str:
+    """The endpoint for a log: scheme, host, port and path, never credentials."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"[:500]
+    except ValueError:
+        return "(unparsable URL)"
 
 
 def _still_running(conn: psycopg.Connection, subscription_id: UUID) -> bool:

@@ -42,7 +42,7 @@ from werkzeug.wrappers import Response
 
 from shared.adapters import storage
 from shared.adapters.catalogue.audit import AuditEntry
-from shared.adapters.telemetry import metrics
+from shared.adapters.telemetry import metrics, security_events
 from shared.odata import ODataError
 from shared.prip import audit, conditional, errors
 from shared.prip.auth import Principal
@@ -303,6 +303,9 @@ def _take_slot(service: Service, caller: Caller, note: Callable[..., None]) -> S
     if slot is None:
         note("quota_exceeded")
         limit = service.settings.max_parallel_downloads
+        security_events.emit("auxip.quota.refused", "network", "failure", event_type="denied",
+                             reason="parallel_downloads", user=caller.principal.username,
+                             source_ip=caller.client_address, limit=limit)
         raise errors.Refusal(errors.TOO_MANY_DOWNLOADS,
                              f"at most {limit} parallel downloads per user", 429, retry)
     return slot

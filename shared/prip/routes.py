@@ -34,6 +34,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared.adapters.catalogue import products as catalogue_products
+from shared.adapters.telemetry import security_events
 from shared.odata import ODataError, fetch_products, parse_query_options
 from shared.prip import (
     conditional,
@@ -67,6 +68,7 @@ def dispatch(request: Request, service_of: Callable[[], Service] = current) -> R
     except ODataError as error:
         return _error(error.status, error.code, error.message)
     except AuthError as error:
+        _auth_refused(error, request)
         return _auth_error(error, service_of)
     except HTTPException as error:  # werkzeug refusing something of the request itself
         status = error.code or 400
@@ -319,6 +321,19 @@ def framework_error(error: HTTPException) -> Response:
     message = f"no resource here; the service root is {PREFIX}" if status == 404 else (
         error.description or "refused")
     return _error(status, code, message, kept)
+
+
+def _auth_refused(error: AuthError, request: Request) -> None:
+    """The security event of a refusal: 401 (which credentials, why) or 403 (which role)."""
+    where = {"source_ip": request.remote_addr, "user": error.user, "reason": error.reason,
+             "http_method": request.method, "url_path": request.path[:200]}
+    if error.status == 403:
+        security_events.emit("auxip.role.denied", "iam", "failure", event_type="info", **where)
+    elif error.status == 401:
+        scheme = (request.headers.get("Authorization") or "").strip().partition(" ")[0].lower()
+        bearer = scheme == "bearer" or (not scheme and bool(request.args.get("token")))
+        security_events.emit("auxip.token.refused" if bearer else "auxip.login.refused",
+                             "authentication", "failure", **where)
 
 
 def _auth_error(error: AuthError, service_of: Callable[[], Service]) -> Response:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from shared.adapters import endpoint_policy, endpoint_secrets
 from shared.adapters.catalogue import subscriptions as table
 from shared.adapters.catalogue.audit import AuditEntry, record
+from shared.adapters.telemetry import security_events
 from shared.core.s1time import format_odata
 from shared.odata import ODataError, parse_filter
 from shared.odata.errors import INVALID_COUNT, INVALID_OPTION, INVALID_SKIP, INVALID_TOP
@@ -166,7 +167,7 @@ def create(pool: ConnectionPool, principal: Principal, raw: bytes, client: str |
            policy: endpoint_policy.EndpointPolicy | None = None) -> dict[str, object]:
     body: NewSubscriptionBody = parse_body(raw, NewSubscriptionBody)
     _allowed_endpoint(body.notification_endpoint, principal,
-                      policy or endpoint_policy.current())
+                      policy or endpoint_policy.current(), client)
     filter_text = (body.filter_param or "").strip()
     if filter_text:
         parse_filter(filter_text)  # ODataError 400 InvalidFilter, as for $filter
@@ -194,6 +195,9 @@ def create(pool: ConnectionPool, principal: Principal, raw: bytes, client: str |
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                      (f"subscriptions-of:{principal.subject}",))
         if table.count(conn, principal.subject) >= max_per_user:
+            security_events.emit("auxip.quota.refused", "network", "failure",
+                                 event_type="denied", reason="subscriptions_per_user",
+                                 user=principal.username, source_ip=client, limit=max_per_user)
             raise ODataError(errors.TOO_MANY_SUBSCRIPTIONS,
                              f"at most {max_per_user} subscriptions per user; delete some", 403)
         row = table.insert(conn, new)
@@ -201,17 +205,30 @@ def create(pool: ConnectionPool, principal: Principal, raw: bytes, client: str |
                             filter=filter_text, endpoint=row["notification_endpoint"],
                             event=row["subscription_event"], status=row["status"],
                             basic_auth=body.notification_username is not None))
+    _changed("auxip.subscription.created", "creation", principal, row, client)
     return {"@odata.context": f"{CONTEXT}/$entity", **entity(row)}
 
 
+def _changed(action: str, kind: str, principal: Principal, row: Mapping[str, Any],
+             client: str | None, **fields: object) -> None:
+    security_events.emit(action, "configuration", "success", event_type=kind,
+                         user=principal.username, source_ip=client, level=logging.INFO,
+                         subscription_id=str(row["id"]), owner=row["owner"],
+                         endpoint=audit.without_userinfo(row["notification_endpoint"]), **fields)
+
+
 def _allowed_endpoint(url: str, principal: Principal,
-                      policy: endpoint_policy.EndpointPolicy) -> None:
+                      policy: endpoint_policy.EndpointPolicy, client: str | None) -> None:
     try:
         endpoint_policy.check_literal(url, policy)
     except endpoint_policy.EndpointRefused as refused:
         # Logged: a subscriber probing internal addresses is worth an operator's look.
         log.warning("subscription of %s refused: NotificationEndpoint %s", principal.subject,
                     refused.reason)
+        security_events.emit("auxip.endpoint.refused", "network", "failure",
+                             event_type="denied", reason=refused.reason,
+                             user=principal.username, source_ip=client,
+                             endpoint=audit.without_userinfo(url)[:500], via="subscription")
         raise ODataError(errors.INVALID_BODY, "NotificationEndpoint: this endpoint address is"
                          f" not allowed ({refused.reason})") from None
 
@@ -257,6 +274,8 @@ def change_status(pool: ConnectionPool, principal: Principal, subscription_id: U
             assert row is not None
             record(conn, _entry(principal, audit.SUBSCRIPTION_UPDATE, row, client,
                                 status_before=before, status=body.status))
+            _changed("auxip.subscription.changed", "change", principal, row, client,
+                     status_before=before, status=body.status)
     return {"@odata.context": f"{CONTEXT}/$entity", **entity(row)}
 
 
@@ -281,6 +300,7 @@ def delete(pool: ConnectionPool, principal: Principal, subscription_id: UUID,
             raise errors.not_found("subscription")
         record(conn, _entry(principal, audit.SUBSCRIPTION_DELETE, row, client,
                             status=row["status"]))
+    _changed("auxip.subscription.deleted", "deletion", principal, row, client)
 
 
 def _page_options(params: list[tuple[str, str]]) -> tuple[int, int, bool]:

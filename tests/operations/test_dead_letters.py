@@ -17,6 +17,7 @@ from shared.adapters import runtime, storage
 from shared.adapters.settings import Settings
 from shared.adapters.telemetry import tracing
 from shared.pipeline.ingestion.stalled import resend_stalled
+from tests.adapters.telemetry.ecs_lines import SecurityStream
 from tests.operations.conftest import RETRIES, cli, execute, query, wait_until
 
 # The cause: the catalogue refuses every publication, so publish fails (500) each time.
@@ -40,7 +41,7 @@ def _failures_logged(settings: Settings, event_id: str, offset: int) -> list[dic
         log.seek(offset)
         lines = log.read().decode("utf-8", "replace").splitlines()
     entries = [json.loads(line) for line in lines if line.startswith("{")]
-    return [e for e in entries if e["event_id"] == event_id
+    return [e for e in entries if e.get("event", {}).get("id") == event_id
             and e["message"].startswith("publish failed")]
 
 
@@ -56,7 +57,8 @@ def _dead_lettered_orbit(s: Settings, unit: str, start: datetime) -> str:
     return name
 
 
-def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) -> None:
+def test_failing_handler_dead_letters_then_replay_publishes(
+        fresh: StackInfo, security_events: SecurityStream) -> None:
     s = fresh.settings
     offset = _log_size(s)
     execute(s, FIX)
@@ -78,7 +80,8 @@ def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) ->
     assert "publication refused (test)" in failures[0]["message"]
     # ...in the file's trace: the router carried the event's traceparent to every attempt.
     trace_id = tracing.trace_id_of(packaged["extensions"]["traceparent"])
-    assert {f["trace_id"] for f in failures} == {trace_id} and failures[0]["product"] == name
+    assert {f["trace"]["id"] for f in failures} == {trace_id}
+    assert failures[0]["auxip"]["product"] == name
     assert query(s, "SELECT status FROM products") == [{"status": "packaged"}]
 
     runner = CliRunner()
@@ -89,12 +92,16 @@ def test_failing_handler_dead_letters_then_replay_publishes(fresh: StackInfo) ->
 
     replayed = runner.invoke(cli(), ["deadletters", "replay", str(letter["id"])])
     assert replayed.exit_code == 0 and "1 of 1 replayed" in replayed.output, replayed.output
+    event = security_events.one("auxip.operator.deadletters.replay")
+    assert event["auxip.dead_letters"] == [letter["id"]] and event["event.outcome"] == "success"
     [product] = query(s, "SELECT status, online FROM products")
     assert product == {"status": "published", "online": True}  # publish answered once done
     assert query(s, "SELECT replayed_at FROM dead_letters")[0]["replayed_at"] is not None
     assert "0 dead letter(s)" in runner.invoke(cli(), ["deadletters", "list"]).output
     purged = runner.invoke(cli(), ["deadletters", "purge", "--replayed", "--yes"])
     assert "1 dead letter(s) deleted" in purged.output, purged.output
+    purge = security_events.one("auxip.operator.deadletters.purge")
+    assert purge["auxip.deleted"] == 1 and purge["event.type"] == ["deletion"]
     assert query(s, "SELECT 1 FROM dead_letters") == []
 
 

@@ -13,6 +13,7 @@ from devstack.stack.up import StackInfo
 from events import types
 from shared.adapters import storage
 from shared.adapters.settings import Settings
+from tests.adapters.telemetry.ecs_lines import SecurityStream
 from tests.operations.conftest import cli, query, wait_until
 
 STABLE = ("id, logical_name, name, status, product_type, platform_serial, fingerprint, layout,"
@@ -52,7 +53,8 @@ def _published(s: Settings) -> int:
     return query(s, "SELECT count(*) AS n FROM products WHERE status = 'published'")[0]["n"]
 
 
-def test_replaying_the_journal_restores_the_lost_work_without_duplicates(fresh: StackInfo) -> None:
+def test_replaying_the_journal_restores_the_lost_work_without_duplicates(
+        fresh: StackInfo, security_events: SecurityStream) -> None:
     s = fresh.settings
     client = storage.client(s)
     for key, body in _uploads().items():
@@ -82,6 +84,9 @@ def test_replaying_the_journal_restores_the_lost_work_without_duplicates(fresh: 
     replayed = runner.invoke(cli(), ["replay", "--all"])  # to the broker (the router)
     assert replayed.exit_code == 0, replayed.output
     assert "accepted by" in replayed.output
+    event = security_events.one("auxip.operator.replay")  # the dry run above made none
+    assert (event["event.outcome"], event["auxip.failed"]) == ("success", 0)
+    assert event["auxip.events"] == len(before["journal"]) - 8
     wait_until("the replay to publish the 4 products again",
                lambda: _published(s) == 4 and len(query(s, "SELECT 1 FROM event_journal")) ==
                len(before["journal"]),
@@ -142,7 +147,8 @@ def test_deleted_catalogue_rows_come_back_whole_from_a_replay(fresh: StackInfo) 
     assert query(s, "SELECT 1 FROM dead_letters") == []
 
 
-def test_products_restore_and_a_new_arrival_put_deleted_rows_back(fresh: StackInfo) -> None:
+def test_products_restore_and_a_new_arrival_put_deleted_rows_back(
+        fresh: StackInfo, security_events: SecurityStream) -> None:
     s = fresh.settings
     client = storage.client(s)
     uploads = _uploads()
@@ -172,6 +178,8 @@ def test_products_restore_and_a_new_arrival_put_deleted_rows_back(fresh: StackIn
     done = runner.invoke(cli(), ["products", "restore"], env=wide)
     assert done.exit_code == 0, done.output
     assert "3 of 3 missing product(s) restored" in done.output
+    event = security_events.one("auxip.operator.products.restore")
+    assert (event["auxip.missing"], event["auxip.restored"]) == (3, 3)
     assert _rows(s) == rows
     # Restoring sends nothing and journals nothing: subscribers already had their events.
     assert query(s, "SELECT id, sent_at FROM event_journal ORDER BY id") == journal

@@ -16,6 +16,7 @@ from devstack.stack.up import StackInfo
 from events import types
 from shared.adapters import storage
 from shared.adapters.settings import Settings
+from tests.adapters.telemetry.ecs_lines import SecurityStream
 from tests.operations.conftest import cli, query, wait_until
 from tests.reliability import clients
 
@@ -52,7 +53,7 @@ def _verify(*options: str) -> tuple[int, str]:
 
 
 def test_verify_finds_what_the_archive_lost_and_the_same_files_restore_it(
-        fresh: StackInfo) -> None:
+        fresh: StackInfo, security_events: SecurityStream) -> None:
     s = fresh.settings
     client = storage.client(s)
     files = _files()
@@ -89,6 +90,9 @@ def test_verify_finds_what_the_archive_lost_and_the_same_files_restore_it(
     assert code == 1
     assert f"repackaged: {safe['name']}" in output
     assert f"upload again: {gone['name']}" in output and "taken offline" in output
+    assert security_events.events("auxip.operator.products.mark_offline") == []
+    repaired = security_events.one("auxip.operator.products.repair")  # plain verify: none
+    assert gone["name"] in repaired["auxip.offline"] and repaired["auxip.findings"] >= 3
     assert _download(s, fresh, gone).status_code == 410  # offline now: ProductOffline
     assert _download(s, fresh, safe).content != b""  # its zip is back already
 

@@ -3,6 +3,7 @@ shared/operations/cli/main.py mounts them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import psycopg
@@ -12,7 +13,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from shared.adapters import endpoint_secrets
-from shared.operations.cli import audit, subscriptions
+from shared.operations.cli import audit, operator_events, subscriptions
 from tests.prip.catalogue import audit_rows, last_audit_id, pid
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -42,7 +43,7 @@ def test_audit_lists_downloads_with_filters(api, settings):
     assert "0 entries" in run("audit", "--since", "2999-01-01T00:00:00Z")
 
 
-def test_subscriptions_list_pause_resume_cancel(api):
+def test_subscriptions_list_pause_resume_cancel(api, security_events):
     created = api.request("POST", "Subscriptions", "bob", json={
         "NotificationEndpoint": "https://cli.example.org/hook",
         "FilterParam": "contains(Name,'AUX_CAL')"}).json()
@@ -54,11 +55,16 @@ def test_subscriptions_list_pause_resume_cancel(api):
     assert "running -> cancelled" in run("subscriptions", "cancel", key)
     refused = CliRunner().invoke(app, ["subscriptions", "resume", key])
     assert refused.exit_code == 1 and "cancelled" in refused.output
+    changes = security_events.events("auxip.operator.subscriptions.status",
+                                     auxip__subscription_id=key)
+    assert [c["auxip.status"] for c in changes] == ["paused", "running", "cancelled"]
+    assert {c["user.name"] for c in changes} == {operator_events.operator()}
     assert key in run("subscriptions", "list", "--status", "cancelled")
     assert "cli:" in run("audit", "--action", "subscription.update")
 
 
-def test_subscriptions_reseal_rotates_the_key_and_seals_clear_text(api, settings):
+def test_subscriptions_reseal_rotates_the_key_and_seals_clear_text(api, settings,
+                                                                  security_events):
     made = api.request("POST", "Subscriptions", "bob", json={
         "NotificationEndpoint": "https://cli.example.org/sealed",
         "NotificationEpUsername": "u", "NotificationEpPassword": "rotate-me"}).json()
@@ -95,3 +101,6 @@ def test_subscriptions_reseal_rotates_the_key_and_seals_clear_text(api, settings
                                   env={"AUXIP_SECRET_KEYS": f"{current},{new}"})
         assert back.exit_code == 0, back.output
         assert endpoint_secrets.unseal(stored(legacy), settings.secret_keys) == "clear-pw"
+    reseals = security_events.events("auxip.operator.subscriptions.reseal")
+    assert [r["event.outcome"] for r in reseals] == ["success", "failure", "success"]
+    assert all(current not in json.dumps(r) and new not in json.dumps(r) for r in reseals)

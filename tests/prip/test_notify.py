@@ -242,7 +242,7 @@ def elsewhere_on_loopback() -> Iterator[Receiver]:
 
 
 def test_a_denied_address_gets_nothing_and_one_failed_attempt(
-        api, receiver, elsewhere_on_loopback, notify_function, settings):
+        api, receiver, elsewhere_on_loopback, notify_function, settings, security_events):
     sid = subscribe(api, receiver, "carol", "ssrf", "contains(Name,'AUX_POEORB')")
     target = f"{elsewhere_on_loopback.base}/ssrf"
     # It answers: only the guard keeps notify from posting there.
@@ -259,6 +259,10 @@ def test_a_denied_address_gets_nothing_and_one_failed_attempt(
     assert row[:3] == (1, "failed", None)  # one attempt, not retried
     assert row[3].startswith("endpoint refused: ")
     assert "127.0.0.2 is in the denied network 127.0.0.0/8" in row[3]
+    event = security_events.one("auxip.endpoint.refused", auxip__subscription_id=sid)
+    assert event["auxip.via"] == "notification" and event["event.outcome"] == "failure"
+    assert "127.0.0.2 is in the denied network" in event["event.reason"]
+    assert event["auxip.endpoint"] == target
     assert api.get(f"Subscriptions({sid})", "carol").json()["LastNotificationDate"] is None
     deliver(notify_function, published(14))  # a replay is refused again
     assert attempts(settings, sid, 14) == [(1, "failed", None), (2, "failed", None)]

@@ -30,7 +30,7 @@ from cloudevents.http import CloudEvent
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.adapters.telemetry import logging as json_logs
-from shared.adapters.telemetry import metrics, tracing
+from shared.adapters.telemetry import metrics, security_events, tracing
 from shared.adapters.telemetry.settings import TelemetrySettings
 from shared.core.arrival import locate
 
@@ -70,6 +70,7 @@ def configure(function: str, settings: TelemetrySettings | None = None) -> None:
         # Knative names the Service in K_SERVICE; locally the function's own name stands.
         service = os.environ.get("K_SERVICE") or function
         json_logs.configure(service, level=s.log_level, fmt=s.log_format)
+        security_events.configure(service, s.security_events, fmt=s.log_format)
         tracing.configure(f"auxip-{service}", s.otlp_endpoint)
         _configured.set()
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.adapters.telemetry.security_events import parse_target
 
 
 class TelemetrySettings(BaseSettings):
@@ -19,3 +22,12 @@ class TelemetrySettings(BaseSettings):
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # Where security events go (see security_events): stderr | file:/path |
+    # syslog://host:port | syslog+tcp://host:port.
+    security_events: str = "stderr"
+
+    @field_validator("security_events")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        parse_target(value)
+        return value.strip()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.operations import replay as replays
+from shared.operations.cli import operator_events
 from shared.operations.cli.events import moment
 from shared.operations.cli.replay import print_failures, progress
 from shared.operations.cli.session import connect, function_url, settings
@@ -84,6 +85,10 @@ def replay(
             console.print(f"would send {sent.type} {sent.event_id} ({sent.subject or '-'})")
         return
     print_failures(report)
+    operator_events.done("deadletters.replay",
+                         outcome="failure" if report.failed else "success",
+                         dead_letters=ids[:100], events=len(report.sent),
+                         failed=len(report.failed), target=to)
     console.print(f"{len(report.sent) - len(report.failed)} of {len(report.sent)} replayed")
     if report.failed:
         raise typer.Exit(1)
@@ -105,4 +110,7 @@ def purge(
     with connect(settings()) as conn:
         count = replays.purge_dead_letters(conn, ids=ids or (), replayed=replayed,
                                            before=moment(before))
+    operator_events.done("deadletters.purge", event_type="deletion", deleted=count,
+                         dead_letters=list(ids or ())[:100] or None, replayed=replayed,
+                         before=before)
     console.print(f"{count} dead letter(s) deleted")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from shared.adapters import runtime
 from shared.adapters.catalogue import eviction as due_products
+from shared.operations.cli import operator_events
 from shared.operations.cli.session import connect, settings
 from shared.pipeline import eviction
 
@@ -51,4 +52,6 @@ def evict(
         table.add_row(item.name, item.product_type, f"{item.eviction_date:%Y-%m-%d %H:%M:%S}",
                       f"{item.evicted_at:%Y-%m-%d %H:%M:%S}")
     console.print(table)
+    operator_events.done("evict", event_type="deletion",
+                         evicted=[item.name for item in done][:100], count=len(done))
     console.print(f"{len(done)} product(s) evicted")

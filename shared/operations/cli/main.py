@@ -4,10 +4,16 @@ point (a development checkout adds the local stack's `up | down | status | env |
 
 from __future__ import annotations
 
+import logging
+import os
 from importlib.metadata import entry_points
 
 import typer
+from pydantic import ValidationError
 
+from shared.adapters.telemetry import logging as ecs_logs
+from shared.adapters.telemetry import security_events
+from shared.adapters.telemetry.settings import TelemetrySettings
 from shared.operations.cli import (
     audit,
     db,
@@ -23,6 +29,23 @@ from shared.operations.cli import (
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+@app.callback()
+def _observed(ctx: typer.Context) -> None:
+    """Logs (ECS lines on stderr) and security events (AUXIP_SECURITY_EVENTS) of a command,
+    written out when it ends."""
+    try:
+        s = TelemetrySettings()
+    except ValidationError as error:
+        typer.echo(f"auxip is not configured: {error}", err=True)
+        raise typer.Exit(2) from None
+    handler = ecs_logs.configure("auxip-cli", level=s.log_level, fmt=s.log_format)
+    if "AUXIP_LOG_LEVEL" not in os.environ:
+        # A terminal's command: its own output is the report; INFO lines only when asked.
+        handler.setLevel(logging.WARNING)
+    security_events.configure("auxip-cli", s.security_events, fmt=s.log_format)
+    ctx.call_on_close(ecs_logs.flush_all)
 app.add_typer(db.app, name="db")
 app.command("audit")(audit.audit)
 app.add_typer(subscriptions.app, name="subscriptions")

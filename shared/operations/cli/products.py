@@ -15,6 +15,7 @@ from rich.table import Table
 from shared.adapters import runtime
 from shared.adapters.catalogue import restore
 from shared.operations import replay
+from shared.operations.cli import operator_events
 from shared.operations.cli.session import connect, settings
 from shared.pipeline.integrity import repair, scrub
 
@@ -120,6 +121,8 @@ def restore_products(
     if dry_run:
         console.print(f"{len(lost)} product(s) missing; nothing restored (dry run)")
     else:
+        operator_events.done("products.restore", event_type="creation", missing=len(lost),
+                             restored=restored)
         console.print(f"{restored} of {len(lost)} missing product(s) restored")
 
 
@@ -144,6 +147,11 @@ def verify(
                                  mark_offline=mark_offline) if fix or mark_offline else [])
     finally:
         rt.close()
+    if fix or mark_offline:
+        operator_events.done("products.repair" if fix else "products.mark_offline",
+                             findings=len(report.findings),
+                             repaired=[f"{d.action}:{d.name}" for d in repairs][:100],
+                             offline=[d.name for d in repairs if d.offline][:100])
     # One line each, never wrapped: keys are long, and operators grep them.
     for f in report.findings:
         product = f" [{f.name}, {f.status}]" if f.product_id else ""

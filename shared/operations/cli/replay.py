@@ -11,6 +11,7 @@ from rich.table import Table
 
 from shared.adapters.outbox import event_from_row
 from shared.operations import replay as journal_replay
+from shared.operations.cli import operator_events
 from shared.operations.cli.events import moment
 from shared.operations.cli.session import connect, function_url, settings
 
@@ -57,6 +58,10 @@ def replay(
         console.print(f"{len(report.sent)} event(s); nothing sent (dry run)")
         return
     print_failures(report)
+    operator_events.done("replay", outcome="failure" if report.failed else "success",
+                         target=str(target), events=len(report.sent),
+                         failed=len(report.failed), products=products or None,
+                         types=types or None, ids=ids[:100] or None)
     console.print(f"{len(report.sent) - len(report.failed)} of {len(report.sent)} event(s)"
                   f" accepted by {target}")
     if report.failed:

@@ -70,7 +70,8 @@ def load(
     with connect() as conn:
         routing_file.load(conn, console, path, table=routes_table,
                           entries=lambda document: document.routes,
-                          row_of=config.route_row, existing=routes_table.all_routes, prune=prune)
+                          row_of=config.route_row, existing=routes_table.all_routes, prune=prune,
+                          kind="route")
 
 
 @app.command()

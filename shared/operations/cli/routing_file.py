@@ -11,6 +11,7 @@ import psycopg
 import typer
 from rich.console import Console
 
+from shared.operations.cli import operator_events
 from shared.pipeline.routing import config
 
 
@@ -24,7 +25,8 @@ class Table(Protocol):
 
 def load(conn: psycopg.Connection, console: Console, path: Path, *, table: Table,
          entries: Callable[[Any], Iterable[Any]], row_of: Callable[[Any], Mapping[str, Any]],
-         existing: Callable[[psycopg.Connection], list[dict]], prune: bool) -> None:
+         existing: Callable[[psycopg.Connection], list[dict]], prune: bool,
+         kind: str) -> None:
     """Create or update the file's entries; with `prune`, delete those it no longer has."""
     try:
         document = config.load_file(path)
@@ -32,6 +34,7 @@ def load(conn: psycopg.Connection, console: Console, path: Path, *, table: Table
         console.print(f"[red]{error}[/red]", highlight=False)
         raise typer.Exit(1) from None
     wanted = list(entries(document))
+    deleted: list[str] = []
     with conn.transaction():
         for entry in wanted:
             console.print(f"{entry.name}: {table.upsert(conn, row_of(entry))}", highlight=False)
@@ -40,12 +43,18 @@ def load(conn: psycopg.Connection, console: Console, path: Path, *, table: Table
             for row in existing(conn):
                 if row["name"] not in names:
                     table.delete(conn, row["name"])
+                    deleted.append(row["name"])
                     console.print(f"{row['name']}: deleted", highlight=False)
+    operator_events.done(f"{kind}s.load", file_path=str(path),
+                         loaded=[entry.name for entry in wanted], deleted=deleted or None)
 
 
 def set_enabled(conn: psycopg.Connection, console: Console, *, table: Table, kind: str,
                 name: str, enabled: bool) -> None:
+    action = f"{kind}s.{'enable' if enabled else 'disable'}"
     if not table.set_enabled(conn, name, enabled):
+        operator_events.done(action, outcome="failure", reason="unknown_name", name=name)
         console.print(f"no {kind} named {name}", highlight=False)
         raise typer.Exit(1)
+    operator_events.done(action, name=name)
     console.print(f"{name}: {'enabled' if enabled else 'disabled'}", highlight=False)

@@ -47,7 +47,8 @@ def load(
     with connect() as conn:
         routing_file.load(conn, console, path, table=sources_table,
                           entries=lambda document: document.sources,
-                          row_of=config.source_row, existing=sources_table.all_sources, prune=prune)
+                          row_of=config.source_row, existing=sources_table.all_sources, prune=prune,
+                          kind="source")
 
 
 @app.command()

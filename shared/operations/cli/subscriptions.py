@@ -15,6 +15,7 @@ from shared.adapters import endpoint_secrets
 from shared.adapters.catalogue import subscriptions as table
 from shared.adapters.catalogue.audit import AuditEntry, record
 from shared.core.s1time import format_odata
+from shared.operations.cli import operator_events
 from shared.operations.cli.session import connect, settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -71,6 +72,8 @@ def _change(subscription_id: str, status: str) -> None:
             subscription_id=key,
             details={"owner": row["owner"], "status_before": before, "status": status,
                      "via": "auxip subscriptions"}))
+    operator_events.done("subscriptions.status", subscription_id=str(key), owner=row["owner"],
+                         status_before=before, status=status)
     print(f"subscription {key}: {before} -> {status}")
 
 
@@ -105,15 +108,19 @@ def reseal() -> None:
             try:
                 sealed = endpoint_secrets.reseal(stored, keys)
             except endpoint_secrets.SecretsUnavailable as error:
+                operator_events.done("subscriptions.reseal", outcome="failure",
+                                     reason=str(error)[:200])
                 print(f"subscription {subscription_id}: {error}; nothing changed")
                 raise typer.Exit(1) from None
             conn.execute("UPDATE subscriptions SET notification_password = %s WHERE id = %s",
                          (sealed, subscription_id))
             changed += 1
+    operator_events.done("subscriptions.reseal", resealed=changed)
     print(f"{changed} endpoint password(s) sealed under the first key")
 
 
 @app.command("new-key")
 def new_key() -> None:
     """Print a new key for AUXIP_SECRET_KEYS (put it first to rotate, then `reseal`)."""
+    operator_events.done("subscriptions.new_key", event_type="creation")
     print(endpoint_secrets.new_key())

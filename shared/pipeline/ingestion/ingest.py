@@ -40,7 +40,7 @@ from shared.core.archive_safety import ArchiveLimits
 from shared.core.arrival import Arrival, is_folder_marker, locate
 from shared.core.checksums import MD5, XXH3
 from shared.pipeline import packaging
-from shared.pipeline.ingestion import inspection
+from shared.pipeline.ingestion import inspection, threats
 from shared.pipeline.ingestion.inspection import Gone, Incomplete, Inspected, Limits, Refused
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,8 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
         extensions=current_trace_extensions(),
     )
     with conn.transaction():
-        if outbox.record(conn, event):
+        first = outbox.record(conn, event)
+        if first:
             rejections.insert(conn, name=arrival.name, source_bucket=arrival.bucket,
                               source_key=arrival.folder_prefix or arrival.key,
                               quarantine_key=quarantine_key, reason=reason.value,
@@ -332,6 +333,9 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             metrics.rejected(reason.value)
         if arrival.folder_prefix is not None:
             folders.forget(conn, arrival.bucket, arrival.folder_prefix)
+    if first:  # once per rejection, however often the arrival is delivered
+        threats.quarantined(arrival.name, reason, detail, quarantine_key=quarantine_key,
+                            bucket=arrival.bucket, event_id=event_id)
     for key in keys:
         storage.delete(rt.s3, arrival.bucket, key)
     log.warning("rejected %s: %s (%s)", arrival.name, reason.value, detail)

@@ -43,12 +43,13 @@ def authenticate(headers: Mapping[str, str], query: Mapping[str, str], *,
         credentials = credentials.strip()
         if scheme.lower() == "bearer":
             if not credentials:
-                raise AuthError(401, "invalid_request", "empty bearer token")
+                raise AuthError(401, "invalid_request", "empty bearer token", reason="malformed")
             return _bearer(credentials, validator)
         if scheme.lower() == "basic" and basic_users:
             return _basic(credentials, basic_users)
         raise AuthError(401, "invalid_request",
-                        f"unsupported authorization scheme {_printable(scheme)!r}")
+                        f"unsupported authorization scheme {_printable(scheme)!r}",
+                        reason="unsupported_scheme")
     if allow_query_token:
         token = query.get(QUERY_TOKEN)
         if token:
@@ -59,15 +60,17 @@ def authenticate(headers: Mapping[str, str], query: Mapping[str, str], *,
 def _bearer(token: str, validator: TokenValidator | None) -> Principal:
     if validator is None:
         raise AuthError(401, "invalid_token", "bearer tokens are not accepted here (no OIDC "
-                        "issuer is configured)")
+                        "issuer is configured)", reason="no_issuer")
     return validator.validate(token)
 
 
 def require(principal: Principal | None, role: str) -> Principal:
     if principal is None:
-        raise AuthError(401, "missing_credentials", "authentication required")
+        raise AuthError(401, "missing_credentials", "authentication required",
+                        reason="missing")
     if not principal.can(role):
-        raise AuthError(403, "insufficient_scope", f"the {role} role is required")
+        raise AuthError(403, "insufficient_scope", f"the {role} role is required",
+                        reason=f"role_required:{role}", user=principal.username)
     return principal
 
 
@@ -113,17 +116,21 @@ def _basic(credentials: str, users: BasicUsers) -> Principal:
     try:
         raw = base64.b64decode(credentials, validate=True)
     except (binascii.Error, ValueError):
-        raise AuthError(401, "invalid_request", "malformed basic credentials") from None
+        raise AuthError(401, "invalid_request", "malformed basic credentials",
+                        reason="malformed") from None
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
         decoded = raw.decode("latin-1")  # what clients sent before RFC 7617 said UTF-8
     username, sep, password = decoded.partition(":")
     if not sep:
-        raise AuthError(401, "invalid_request", "malformed basic credentials")
+        raise AuthError(401, "invalid_request", "malformed basic credentials",
+                        reason="malformed")
     user = users.check(username, password)
     if user is None:
-        raise AuthError(401, "invalid_credentials", "invalid username or password")
+        # The name tried is what a SIEM correlates brute force on (ECS: user.name).
+        raise AuthError(401, "invalid_credentials", "invalid username or password",
+                        reason="invalid_credentials", user=_printable(username) or None)
     # Prefixed so that a configured name can never pass for an issuer's `sub`.
     return Principal(subject=f"basic:{user.username}", username=user.username, roles=user.roles)
 

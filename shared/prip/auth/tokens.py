@@ -51,18 +51,23 @@ class AuthError(Exception):
     issuer's keys cannot be fetched: not the client's fault, so not a 401 that would make
     it drop a good token)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, *, reason: str | None = None,
+                 user: str | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        # For the security event (docs/security-events.md): a stable reason code, and the
+        # user the credentials named when they were checked far enough to trust the name.
+        self.reason = reason or code
+        self.user = user
 
     def __repr__(self) -> str:
         return f"AuthError({self.status}, {self.code!r}, {self.message!r})"
 
 
-def _invalid(message: str) -> AuthError:
-    return AuthError(401, "invalid_token", message)
+def _invalid(message: str, reason: str, user: str | None = None) -> AuthError:
+    return AuthError(401, "invalid_token", message, reason=reason, user=user)
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ class _KeySet:
                 self._refresh(now)  # perhaps a key rotated in since the last fetch
                 found = self._find(kid, alg)
             if found is None:
-                raise _invalid("token signed with an unknown key")
+                raise _invalid("token signed with an unknown key", "unknown_key")
             return found.key
 
     def _find(self, kid: str | None, alg: str) -> _Jwk | None:
@@ -194,18 +199,19 @@ class TokenValidator:
     def validate(self, token: str) -> Principal:
         """The principal a bearer token stands for; AuthError for anything else."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
-            raise _invalid("malformed token")
+            raise _invalid("malformed token", "malformed")
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, ValueError, TypeError):
-            raise _invalid("malformed token") from None
+            raise _invalid("malformed token", "malformed") from None
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in self._algorithms:
-            raise _invalid("signature algorithm not accepted")
+            raise _invalid("signature algorithm not accepted",
+                           "alg_none" if str(alg).lower() == "none" else "alg_not_accepted")
         if kid is not None and not isinstance(kid, str):
-            raise _invalid("malformed token")
+            raise _invalid("malformed token", "malformed")
         if "crit" in header or "b64" in header:
-            raise _invalid("critical header extensions are not supported")
+            raise _invalid("critical header extensions are not supported", "malformed")
         key = self._keys.key_for(kid, alg)
         try:
             claims = jwt.decode(token, key=key, algorithms=[alg], options={
@@ -215,32 +221,34 @@ class TokenValidator:
                 "verify_sub": False, "verify_jti": False, "require": [],
             })
         except (jwt.PyJWTError, ValueError, TypeError):
-            raise _invalid("invalid token signature") from None
+            raise _invalid("invalid token signature", "bad_signature") from None
         if not isinstance(claims, dict):
-            raise _invalid("malformed token")
+            raise _invalid("malformed token", "malformed")
         return self._principal(claims)
 
     def _principal(self, claims: Mapping[str, Any]) -> Principal:
         now = self._clock()
+        # The signature is good: the name the token gives is the issuer's, worth reporting.
+        named = _name_in(claims)
         if claims.get("iss") != self.issuer:
-            raise _invalid("token of another issuer")
+            raise _invalid("token of another issuer", "wrong_issuer", named)
         exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", None)
         if not _is_time(exp) or not _is_time(iat) or (nbf is not None and not _is_time(nbf)):
-            raise _invalid("token lacks valid exp/iat")
+            raise _invalid("token lacks valid exp/iat", "malformed", named)
         if now > exp + self._leeway:
-            raise _invalid("token expired")
+            raise _invalid("token expired", "expired", named)
         if nbf is not None and now + self._leeway < nbf:
-            raise _invalid("token not yet valid")
+            raise _invalid("token not yet valid", "not_yet_valid", named)
         if now + self._leeway < iat:
-            raise _invalid("token issued in the future")
+            raise _invalid("token issued in the future", "not_yet_valid", named)
         typ = claims.get("typ")
         if typ is not None and (not isinstance(typ, str) or typ.lower() != "bearer"):
-            raise _invalid("not an access token")
+            raise _invalid("not an access token", "not_access_token", named)
         if not self._for_us(claims):
-            raise _invalid("token not issued for this audience")
+            raise _invalid("token not issued for this audience", "wrong_audience", named)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
-            raise _invalid("token lacks a subject")
+            raise _invalid("token lacks a subject", "malformed", named)
         username = claims.get("preferred_username")
         return Principal(subject=subject,
                          username=username if isinstance(username, str) and username else subject,
@@ -260,6 +268,14 @@ class TokenValidator:
             for audience in self.audiences:
                 roles |= _role_list(resource_access.get(audience))
         return roles
+
+
+def _name_in(claims: Mapping[str, Any]) -> str | None:
+    for claim in ("preferred_username", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str) and value:
+            return value[:256]
+    return None
 
 
 def _is_time(value: object) -> bool:

@@ -1,5 +1,5 @@
-"""JSON log lines: every line has the same keys; inside an invocation they name the event,
-the product and the trace, even for lines written by modules that know nothing of events."""
+"""ECS log lines: inside an invocation they name the event, the product and the trace, even
+for lines written by modules that know nothing of events; outside, those fields are absent."""
 
 from __future__ import annotations
 
@@ -38,13 +38,17 @@ def test_lines_carry_event_product_and_trace() -> None:
         deep.warning("before")
         handle(event)
     finally:
+        json_logs.flush_all()
         logging.getLogger().removeHandler(handler)
+        handler.pipeline.stop()
     before, during = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert before["event_id"] is None and before["trace_id"] is None  # same keys, always
-    assert during["message"] == "working on it" and during["logger"] == "shared.somewhere.deep"
-    assert during["event_id"] == event["id"]
-    assert during["event_type"] == types.FILE_ARRIVED
-    assert during["product"] == "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"
-    assert during["trace_id"] == TRACE_ID  # the span continues the event's trace
-    assert during["span_id"] != "00f067aa0ba902b7"  # ...as a child of the sender's span
-    assert during["level"] == "warning" and during["service"] == "probe"
+    assert "event" not in before and "trace" not in before and "auxip" not in before
+    assert during["message"] == "working on it"
+    assert during["log"]["logger"] == "shared.somewhere.deep"
+    assert during["event"]["id"] == event["id"]
+    assert during["auxip"]["event_type"] == types.FILE_ARRIVED
+    assert during["auxip"]["product"] == "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"
+    assert during["trace"]["id"] == TRACE_ID  # the span continues the event's trace
+    assert during["span"]["id"] != "00f067aa0ba902b7"  # ...as a child of the sender's span
+    assert during["log.level"] == "warning" and during["service"]["name"] == "probe"
+    assert during["@timestamp"].endswith("Z") and during["ecs.version"]

@@ -54,7 +54,7 @@ def test_one_file_is_one_trace_across_every_stage(settings: Settings, s3: object
 
     log_lines = io.StringIO()
     capture = logging.StreamHandler(log_lines)
-    capture.setFormatter(json_logs.JsonFormatter("test"))
+    capture.setFormatter(json_logs.EcsFormatter("test"))
     logging.getLogger().addHandler(capture)
     try:
         _deliver("ingest", _journalled(settings, types.FILE_ARRIVED))
@@ -79,10 +79,10 @@ def test_one_file_is_one_trace_across_every_stage(settings: Settings, s3: object
 
     # The real ingest function's own log line names the event, the product and the trace.
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
-    [outcome] = [line for line in lines if line["logger"] == "auxip.ingest"]
+    [outcome] = [line for line in lines if line["log"]["logger"] == "auxip.ingest"]
     assert outcome["message"].startswith(f"{name}: ingested")
     arrived = _journalled(settings, types.FILE_ARRIVED)
-    assert (outcome["event_id"], outcome["product"], outcome["trace_id"]) == (
+    assert (outcome["event"]["id"], outcome["auxip"]["product"], outcome["trace"]["id"]) == (
         arrived["id"], name, trace_id)
 
     page = client("publish").get("/metrics").get_data(as_text=True)

@@ -207,7 +207,7 @@ def run_cli(*args: str) -> str:
     return result.output
 
 
-def test_cli_dry_run_lists_without_changing_anything(rt, broker) -> None:
+def test_cli_dry_run_lists_without_changing_anything(rt, broker, security_events) -> None:
     seeded = catalogue(rt)
     before = rows(rt, "SELECT * FROM products ORDER BY id")
     keys = archive_keys(rt)
@@ -219,9 +219,13 @@ def test_cli_dry_run_lists_without_changing_anything(rt, broker) -> None:
     assert "3 product(s) due; dry run: nothing changed" in output
     assert rows(rt, "SELECT * FROM products ORDER BY id") == before
     assert archive_keys(rt) == keys and evicted_events(rt) == [] and broker[1].ids == []
+    assert security_events.events() == []  # a dry run is no operator action
     output = run_cli("evict")
     assert "3 product(s) evicted" in output and seeded["zip"].name in output
     assert product(rt, seeded["zip"])["status"] == "evicted"
+    event = security_events.one("auxip.operator.evict")
+    assert event["auxip.count"] == 3 and seeded["zip"].name in event["auxip.evicted"]
+    assert event["event.category"] == ["configuration"] and event["user.name"]
     assert "0 product(s) due" in run_cli("evict", "--dry-run")
 
 

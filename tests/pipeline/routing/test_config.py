@@ -22,6 +22,7 @@ from shared.adapters.settings import Settings
 from shared.operations.cli import routes as routes_cli
 from shared.operations.cli import sources as sources_cli
 from shared.pipeline.routing import config, rules
+from tests.adapters.telemetry.ecs_lines import SecurityStream
 from tests.pipeline.routing.conftest import add_route, orbit_name, publish, published_event, rows
 
 REPO = Path(__file__).resolve().parents[3]
@@ -97,7 +98,8 @@ def test_references_are_expanded_from_the_environment_given() -> None:
 
 
 def test_the_commands_load_list_and_switch(settings: Settings, clean_catalogue: None,
-                                           tmp_path: Path) -> None:
+                                           tmp_path: Path,
+                                           security_events: SecurityStream) -> None:
     cli = CliRunner()
     loaded = cli.invoke(sources_cli.app, ["load", str(SHIPPED)])
     assert loaded.exit_code == 0, loaded.output
@@ -116,6 +118,13 @@ def test_the_commands_load_list_and_switch(settings: Settings, clean_catalogue: 
     assert cli.invoke(routes_cli.app, ["disable", "orbits-to-sra"]).exit_code == 0
     assert cli.invoke(routes_cli.app, ["enable", "mirror"]).exit_code == 0
     assert cli.invoke(routes_cli.app, ["disable", "no-such-route"]).exit_code == 1
+    # Each change is one operator event; a name that does not exist, a failed one.
+    assert len(security_events.events("auxip.operator.sources.load")) == 2
+    assert "orbits-to-sra" in security_events.one("auxip.operator.routes.load")["auxip.loaded"]
+    assert security_events.one("auxip.operator.sources.disable")["auxip.name"] == "adgs"
+    assert security_events.one("auxip.operator.routes.enable")["auxip.name"] == "mirror"
+    assert [e["event.outcome"] for e in security_events.events(
+        "auxip.operator.routes.disable")] == ["success", "failure"]
     enabled = {r["name"]: r["enabled"] for r in _query(settings,
                                                          "SELECT name, enabled FROM sources")}
     assert enabled["adgs"] is False and enabled["mission-planning"] is True

@@ -1,0 +1,161 @@
+"""What logging costs a request: the time of one request with and without 10,000 log
+lines per second written by the same process (issue 18: "< 5% of a request's time").
+
+    .venv/bin/python bench/logging_cost.py [--rounds N] [--seconds S]
+
+The request is prip-like and in-process (a Flask app through werkzeug's test client: no
+network to blur the figure): a page of 100 product entities as JSON, one log line. The
+load is another thread logging 10,000 ECS lines a second (100 every 10 ms) through the
+very pipeline the functions use (shared.adapters.telemetry.logging: format in the caller,
+queue, listener thread) into a file, as a collector would tail it. Rounds alternate
+without / with, so a machine whose load drifts weighs on both alike.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the repository is the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+import flask  # noqa: E402
+
+from bench.figures import Figure, Outcome, Target  # noqa: E402
+from shared.adapters.telemetry import logging as ecs_logs  # noqa: E402
+
+LINES_PER_S = 10_000
+TARGET = 0.05
+_BATCH = 100  # lines per tick; ticks every _BATCH / LINES_PER_S seconds
+
+log = logging.getLogger("auxip.bench.request")
+noise = logging.getLogger("auxip.bench.load")
+
+
+def _app() -> flask.Flask:
+    app = flask.Flask("logging-cost")
+    entities = [{"Id": str(uuid.UUID(int=i)), "Name": f"S1A_AUX_CAL_V2017{i:08d}.SAFE",
+                 "ContentType": "application/zip", "ContentLength": 1000 + i,
+                 "PublicationDate": "2024-01-01T00:00:00.000Z", "Online": True,
+                 "Checksum": [{"Algorithm": "MD5", "Value": f"{i:032x}"}]} for i in range(100)]
+
+    @app.get("/odata/v1/Products")
+    def products() -> flask.Response:
+        with ecs_logs.bound(event_id="bench", product=entities[0]["Name"]):
+            body = json.dumps({"@odata.context": "$metadata#Products", "value": entities})
+            log.info("served %d products", len(entities))
+        return flask.Response(body, content_type="application/json")
+
+    return app
+
+
+class _Load:
+    """A thread logging LINES_PER_S lines a second, paced, until stopped."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Load:
+        self.began = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.seconds = time.perf_counter() - self.began
+
+    def _run(self) -> None:
+        tick = _BATCH / LINES_PER_S
+        due = time.perf_counter()
+        while not self._stop.is_set():
+            with ecs_logs.bound(event_id="load", product="S1A_AUX_PP2_V20171017T080000.SAFE"):
+                for _ in range(_BATCH):
+                    noise.info("delivered event %d to %s", self.lines, "publish")
+                    self.lines += 1
+            due += tick
+            pause = due - time.perf_counter()
+            if pause > 0:
+                self._stop.wait(pause)
+
+
+def _requests(client: object, seconds: float) -> list[float]:
+    times = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        began = time.perf_counter()
+        answer = client.get("/odata/v1/Products")  # type: ignore[attr-defined]
+        times.append(time.perf_counter() - began)
+        assert answer.status_code == 200
+    return times
+
+
+def run(rounds: int = 5, seconds: float = 1.0) -> Outcome:
+    out = Outcome("logging_cost")
+    with tempfile.TemporaryDirectory(prefix="auxip-logging-cost-") as folder:
+        path = Path(folder) / "function.log"
+        with path.open("a", encoding="utf-8") as sink:
+            handler = ecs_logs.configure("bench", level="INFO", stream=sink)
+            try:
+                client = _app().test_client()
+                _requests(client, 0.3)  # warm-up
+                quiet: list[float] = []
+                loaded: list[float] = []
+                lines = 0
+                spent = 0.0
+                for _ in range(rounds):
+                    quiet += _requests(client, seconds)
+                    with _Load() as load:
+                        loaded += _requests(client, seconds)
+                    lines += load.lines
+                    spent += load.seconds
+                ecs_logs.flush_all()
+            finally:
+                logging.getLogger().removeHandler(handler)
+                handler.pipeline.stop()  # type: ignore[attr-defined]
+        written = sum(1 for _ in path.open(encoding="utf-8"))
+    base = statistics.median(quiet)
+    with_load = statistics.median(loaded)
+    extra = with_load / base - 1
+    rate = lines / spent
+    out.figures.append(Figure(
+        "logging_cost", "request with 10k lines/s logged", with_load * 1000, "ms",
+        baseline=base * 1000,
+        targets=(Target(f"< {TARGET:.0%} of a request's time", extra < TARGET,
+                        measured=f"+{extra:.1%}"),),
+        note=f"{rate:,.0f} lines/s achieved, {written:,} lines written, "
+             f"{ecs_logs._DroppingQueueHandler.dropped} dropped"))
+    out.details.append(
+        f"- logging cost: median request {base * 1000:.3f} ms quiet, {with_load * 1000:.3f} ms"
+        f" with {rate:,.0f} lines/s logged by the same process (+{extra:.1%}); "
+        f"{len(quiet)} + {len(loaded)} requests over {rounds} alternating rounds")
+    out.data.update(ratio=with_load / base, rate=rate, quiet_ms=base * 1000,
+                    loaded_ms=with_load * 1000)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    outcome = run(args.rounds, args.seconds)
+    for line in outcome.details:
+        print(line)
+    print(f"ratio (with / without): {outcome.data['ratio']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
