@@ -24,7 +24,7 @@ from shared.operations.cli import (
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
-app.command("audit")(audit.audit)
+app.add_typer(audit.app, name="audit")
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(events.app, name="events")
 app.add_typer(deadletters.app, name="deadletters")
