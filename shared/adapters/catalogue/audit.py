@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from shared.adapters.catalogue import audit_chain
 
@@ -34,11 +34,11 @@ def record(conn: psycopg.Connection, entry: AuditEntry) -> None:
     """Append one row to the chain. Within the caller's transaction when there is one (the
     row then commits or rolls back with the change it records): the chain's lock is held
     until that commit, so keep `record` the transaction's last statement."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (audit_chain.LOCK_KEY,))
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (audit_chain.LOCK_KEY,))
         seq, prev = audit_chain.head(conn)
         at = datetime.now(UTC)
-        row_id, details_text = conn.execute(
+        row_id, details_text = cursor.execute(
             "INSERT INTO audit_log (at, actor, action, outcome, product_id, subscription_id,"
             " client_address, bytes_sent, range_spec, details, chain_seq, prev_hash)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -53,7 +53,7 @@ def record(conn: psycopg.Connection, entry: AuditEntry) -> None:
              "client_address": entry.client_address, "bytes_sent": entry.bytes_sent,
              "range_spec": entry.range_spec},
             seq=seq + 1, prev=prev, details_text=details_text)
-        conn.execute("UPDATE audit_log SET row_hash = %s WHERE id = %s", (digest, row_id))
+        cursor.execute("UPDATE audit_log SET row_hash = %s WHERE id = %s", (digest, row_id))
 
 
 def search(conn: psycopg.Connection, *, actor: str | None = None, action: str | None = None,

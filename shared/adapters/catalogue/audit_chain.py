@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 GENESIS = "0" * 64
 # The pg_advisory_xact_lock key of the chain's appends: "auxipa" in ASCII, apart from the
@@ -62,7 +62,7 @@ def _text(value: object) -> str | None:
 
 def head(conn: psycopg.Connection) -> tuple[int, str]:
     """(seq, hash) of the chain's last row; (0, GENESIS) for an empty chain."""
-    found = conn.execute("SELECT chain_seq, row_hash FROM audit_log WHERE chain_seq IS NOT NULL"
+    found = conn.cursor(row_factory=tuple_row).execute("SELECT chain_seq, row_hash FROM audit_log WHERE chain_seq IS NOT NULL"
                          " ORDER BY chain_seq DESC LIMIT 1").fetchone()
     return (found[0], found[1]) if found else (0, GENESIS)
 
@@ -191,13 +191,14 @@ def _outside(conn: psycopg.Connection, report: Report, first_chained_id: int | N
     """Rows without a place: those from before the chain are only counted; one written
     after the chain began was slipped in around `record`."""
     problems: list[Problem] = report.problems  # type: ignore[assignment]
-    report.unchained = conn.execute(
+    cursor = conn.cursor(row_factory=tuple_row)
+    report.unchained = cursor.execute(
         "SELECT count(*) FROM audit_log WHERE chain_seq IS NULL"
         " AND (%(first)s::bigint IS NULL OR id < %(first)s)",
         {"first": first_chained_id}).fetchone()[0]
     if first_chained_id is None:
         return
-    for (row_id,) in conn.execute(
+    for (row_id,) in cursor.execute(
             "SELECT id FROM audit_log WHERE chain_seq IS NULL AND id > %s ORDER BY id LIMIT 10",
             (first_chained_id,)):
         problems.append(Problem(OUTSIDE, row_id, None,
