@@ -210,8 +210,8 @@ def _allowed_endpoint(url: str, principal: Principal,
         endpoint_policy.check_literal(url, policy)
     except endpoint_policy.EndpointRefused as refused:
         # Logged: a subscriber probing internal addresses is worth an operator's look.
-        log.warning("subscription of %s refused: NotificationEndpoint %s", principal.subject,
-                    refused.reason)
+        log.warning("subscription of %s refused: NotificationEndpoint %s (%s)",
+                    principal.subject, refused.reason, refused.code)
         raise ODataError(errors.INVALID_BODY, "NotificationEndpoint: this endpoint address is"
                          f" not allowed ({refused.reason})") from None
 

@@ -16,6 +16,7 @@ from shared.adapters import storage
 from shared.adapters.settings import Settings
 from shared.core.checksums import Checksums
 from shared.pipeline.routing.config import S3Target
+from shared.pipeline.routing.targets.outbound import check_before_send
 from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     TARGET_REFUSED,
@@ -50,6 +51,7 @@ class BucketTarget:
     def deliver(self, product: Mapping[str, Any], body: IO[bytes],
                 checksums: Checksums) -> None:
         bucket, key = self.config.bucket, render(self.config.key, product)
+        check_before_send(self.config)
         body.seek(0)
         try:
             if checksums.size <= SINGLE_PUT_LIMIT:
