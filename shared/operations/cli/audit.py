@@ -16,8 +16,8 @@ from rich.table import Table
 
 from shared.adapters.catalogue import audit_chain
 from shared.adapters.catalogue.audit import search
-from shared.operations import audit_export
 from shared.core.s1time import format_odata
+from shared.operations import audit_export
 from shared.operations.cli import session
 
 _AGO = re.compile(r"([0-9]+)\s*([smhdw])", re.ASCII)

@@ -16,7 +16,6 @@ from shared.adapters.endpoint_policy import EndpointRefused
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing.config import Basic, Bearer, HttpTarget, OAuth2
 from shared.pipeline.routing.oauth import TokenClient, TokenError, token_client
-from shared.pipeline.routing.targets.outbound import denied
 from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     TARGET_REFUSED,
@@ -24,6 +23,7 @@ from shared.pipeline.routing.targets.base import (
     TransferError,
     render,
 )
+from shared.pipeline.routing.targets.outbound import denied
 
 _HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 CHUNK = 1024 * 1024

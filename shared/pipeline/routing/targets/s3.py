@@ -16,7 +16,6 @@ from shared.adapters import storage
 from shared.adapters.settings import Settings
 from shared.core.checksums import Checksums
 from shared.pipeline.routing.config import S3Target
-from shared.pipeline.routing.targets.outbound import check_before_send
 from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     TARGET_REFUSED,
@@ -24,6 +23,7 @@ from shared.pipeline.routing.targets.base import (
     TransferError,
     render,
 )
+from shared.pipeline.routing.targets.outbound import check_before_send
 
 SINGLE_PUT_LIMIT = 5 * 1024**3
 

@@ -13,7 +13,6 @@ from shared.adapters import endpoint_policy
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing import sftp
 from shared.pipeline.routing.config import SftpTarget as SftpTargetConfig
-from shared.pipeline.routing.targets.outbound import denied
 from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     TARGET_REFUSED,
@@ -21,6 +20,7 @@ from shared.pipeline.routing.targets.base import (
     TransferError,
     render,
 )
+from shared.pipeline.routing.targets.outbound import denied
 
 CHUNK = 256 * 1024
 
