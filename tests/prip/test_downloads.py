@@ -23,7 +23,13 @@ from shared.adapters import storage
 from shared.adapters.telemetry import metrics
 from shared.prip import downloads
 from tests.prip.catalogue import (
-    BIG, BIG_SIZE, BY_NUMBER, Product, audit_rows, last_audit_id, pid,
+    BIG,
+    BIG_SIZE,
+    BY_NUMBER,
+    Product,
+    audit_rows,
+    last_audit_id,
+    pid,
 )
 from tests.prip.conftest import MAX_PARALLEL, REPO, reset_caches
 

@@ -10,8 +10,8 @@ the bucket that stands for another system's S3.
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
