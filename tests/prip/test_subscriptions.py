@@ -227,7 +227,9 @@ def test_subscriptions_per_user_are_limited(api, two_per_user):
 
 REFUSED_ENDPOINTS = ["http://169.254.169.254/latest/meta-data", "http://[::1]:8080/",
                      "http://[::ffff:127.0.0.2]/", "http://localhost:1/x",
-                     "http://127.0.0.2:8080/hook", "http://2130706434/"]  # 127.0.0.2
+                     "http://127.0.0.2:8080/hook", "http://2130706434/",  # 127.0.0.2
+                     "http://10.0.0.1/hook", "http://[fd00::1]/hook", "http://127.1:8080/",
+                     "http://[::ffff:127.0.0.1]:1/"]  # mapped: judged as 127.0.0.1, port 1
 
 
 @pytest.mark.parametrize("endpoint", REFUSED_ENDPOINTS)
