@@ -225,15 +225,15 @@ class _Deliverer:
                                           body(self.event, self.product, sid, when), auth,
                                           self.settings.notify_timeout_s)
                 except endpoint_policy.EndpointRefused as at_connect:
-                    refused = _refusal(at_connect)  # the name resolved elsewhere this time
+                    refused = at_connect  # the name resolved elsewhere this time
             if refused is not None:
                 # Not retried: the address is the subscriber's choice, not a passing fault.
                 log.warning("subscription %s: product %s not sent, endpoint refused: %s",
-                            sid, pid, refused)
+                            sid, pid, _refusal(refused))
                 try:
                     attempts_table.record(conn, sid, pid, attempt=first + number,
                                           status=attempts_table.FAILED, http_status=None,
-                                          error=f"endpoint refused: {refused}")
+                                          error=f"endpoint refused: {_refusal(refused)}")
                 except psycopg.errors.ForeignKeyViolation:
                     return Delivery(sid, "stopped", made)  # deleted meanwhile
                 return Delivery(sid, "failed", made)
@@ -255,7 +255,7 @@ class _Deliverer:
                     " attempt(s)", sid, pid, made)
         return Delivery(sid, "failed", made)
 
-    def _refused(self, url: str) -> str | None:
+    def _refused(self, url: str) -> endpoint_policy.EndpointRefused | None:
         """Why the endpoint must not be called now, or None. Checked before every attempt,
         not once: a name that did not resolve at first, or resolves elsewhere after the
         backoff, is judged again. The client judges the address it connects to once more
@@ -263,7 +263,7 @@ class _Deliverer:
         try:
             endpoint_policy.resolve_and_check(url, self.policy)
         except endpoint_policy.EndpointRefused as refused:
-            return _refusal(refused)
+            return refused
         except (OSError, UnicodeError, ValueError):
             return None  # does not resolve: httpx fails the same way, and that is retried
         return None
