@@ -189,6 +189,11 @@ def _process_env(settings: StackSettings) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("AUXIP_") and k != "K_SINK"}
     base.update({k: v for k, v in os.environ.items() if k.startswith("AUXIP_")})
     base.update(env(settings))
+    if not any(k in base for k in ("AUXIP_OUTBOUND_ALLOWED_NETWORKS",
+                                   "AUXIP_NOTIFY_ALLOWED_NETWORKS")):
+        # Everything of the local stack listens on loopback (receivers, the peer S3, SFTP
+        # test servers), which the outbound policy refuses by default.
+        base["AUXIP_OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8,::1/128"
     base["K_SINK"] = base["AUXIP_BROKER_URL"]
     base["PYTHONUNBUFFERED"] = "1"
     return base

@@ -24,10 +24,12 @@ Guarantees and choices:
   a subscription paused or deleted during the retries stops being retried.
 - Deliveries to different subscriptions run in parallel (AUXIP_NOTIFY_CONCURRENCY, 4), so
   one slow endpoint does not delay the others.
-- No POST to an address shared.adapters.endpoint_policy denies (loopback, link-local, ...): the
-  endpoint's host is resolved and judged before each attempt; a refused one is recorded
-  `failed` once and not retried. httpx resolves the name again to connect, so a hostile
-  DNS server answering differently in between (DNS rebinding) is not stopped.
+- No POST to an address shared.adapters.endpoint_policy denies (loopback, link-local,
+  private, ...): the endpoint's host is resolved and judged before each attempt, and the
+  client (shared.adapters.outbound_http) connects only to addresses it judged itself, so a
+  DNS answer changed in between (rebinding) is refused too; a refused endpoint is recorded
+  `failed` once ("endpoint refused: <code>: <reason>") and not retried. Redirects are not
+  followed: a 3xx is a failed attempt naming its Location.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.adapters import endpoint_policy, endpoint_secrets
+from shared.adapters import endpoint_policy, endpoint_secrets, outbound_http
 from shared.adapters.catalogue import notifications as attempts_table
 from shared.adapters.catalogue import restore
 from shared.adapters.catalogue import subscriptions as subscriptions_table
@@ -218,26 +220,30 @@ class _Deliverer:
                 if not _still_running(conn, sid):
                     return Delivery(sid, "stopped", made)
             refused = self._refused(subscription["notification_endpoint"])
+            when = datetime.now(UTC)
+            if refused is None:
+                try:
+                    status, error = _post(self.http, subscription["notification_endpoint"],
+                                          body(self.event, self.product, sid, when), auth,
+                                          self.settings.notify_timeout_s)
+                except endpoint_policy.EndpointRefused as at_connect:
+                    refused = at_connect  # the name resolved elsewhere this time
             if refused is not None:
                 # Not retried: the address is the subscriber's choice, not a passing fault.
                 log.warning("subscription %s: product %s not sent, endpoint refused: %s",
-                            sid, pid, refused)
+                            sid, pid, _refusal(refused))
                 security_events.emit(
                     "auxip.endpoint.refused", "network", "failure", event_type="denied",
-                    reason=refused, owner=subscription.get("owner"), via="notification",
-                    subscription_id=str(sid), product_id=str(pid),
+                    reason=refused.reason, code=refused.code, owner=subscription.get("owner"),
+                    via="notification", subscription_id=str(sid), product_id=str(pid),
                     endpoint=_without_userinfo(subscription["notification_endpoint"]))
                 try:
                     attempts_table.record(conn, sid, pid, attempt=first + number,
                                           status=attempts_table.FAILED, http_status=None,
-                                          error=f"endpoint refused: {refused}")
+                                          error=f"endpoint refused: {_refusal(refused)}")
                 except psycopg.errors.ForeignKeyViolation:
                     return Delivery(sid, "stopped", made)  # deleted meanwhile
                 return Delivery(sid, "failed", made)
-            when = datetime.now(UTC)
-            status, error = _post(self.http, subscription["notification_endpoint"],
-                                  body(self.event, self.product, sid, when), auth,
-                                  self.settings.notify_timeout_s)
             made += 1
             ok = status is not None and 200 <= status < 300
             try:
@@ -256,15 +262,15 @@ class _Deliverer:
                     " attempt(s)", sid, pid, made)
         return Delivery(sid, "failed", made)
 
-    def _refused(self, url: str) -> str | None:
+    def _refused(self, url: str) -> endpoint_policy.EndpointRefused | None:
         """Why the endpoint must not be called now, or None. Checked before every attempt,
         not once: a name that did not resolve at first, or resolves elsewhere after the
-        backoff, is judged again. httpx resolves the name once more to connect: a DNS
-        server answering differently in between (rebinding) still gets through."""
+        backoff, is judged again. The client judges the address it connects to once more
+        (outbound_http): a DNS answer changed in between is refused there."""
         try:
             endpoint_policy.resolve_and_check(url, self.policy)
         except endpoint_policy.EndpointRefused as refused:
-            return refused.reason
+            return refused
         except (OSError, UnicodeError, ValueError):
             return None  # does not resolve: httpx fails the same way, and that is retried
         return None
@@ -278,6 +284,10 @@ def _without_userinfo(url: str) -> str:
         return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"[:500]
     except ValueError:
         return "(unparsable URL)"
+
+
+def _refusal(refused: endpoint_policy.EndpointRefused) -> str:
+    return f"{refused.code}: {refused.reason}"
 
 
 def _still_running(conn: psycopg.Connection, subscription_id: UUID) -> bool:
@@ -294,13 +304,21 @@ def _post(http: httpx.Client, url: str, payload: dict[str, str],
                              follow_redirects=False)
     except httpx.HTTPError as error:
         return None, f"{type(error).__name__}: {error}"
+    except endpoint_policy.EndpointRefused:
+        raise
     except Exception as error:  # an endpoint URL httpx cannot even use
         return None, f"{type(error).__name__}: {error}"
     if 200 <= response.status_code < 300:
         return response.status_code, None
+    if response.is_redirect:
+        # Not followed: the Location could be anywhere, the policy judged only the endpoint.
+        where = response.headers.get("Location", "")[:200]
+        return response.status_code, f"HTTP {response.status_code}: redirect to {where}" \
+                                     " not followed"
     return response.status_code, f"HTTP {response.status_code}"
 
 
 def client() -> httpx.Client:
-    """The HTTP client notify uses (one per process; its connection pool is thread-safe)."""
-    return httpx.Client(follow_redirects=False, headers={"User-Agent": "auxip-notify"})
+    """The HTTP client notify uses (one per process; its connection pool is thread-safe);
+    it connects only to addresses the outbound policy allows."""
+    return outbound_http.client(headers={"User-Agent": "auxip-notify"})

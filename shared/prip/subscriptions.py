@@ -223,10 +223,10 @@ def _allowed_endpoint(url: str, principal: Principal,
         endpoint_policy.check_literal(url, policy)
     except endpoint_policy.EndpointRefused as refused:
         # Logged: a subscriber probing internal addresses is worth an operator's look.
-        log.warning("subscription of %s refused: NotificationEndpoint %s", principal.subject,
-                    refused.reason)
+        log.warning("subscription of %s refused: NotificationEndpoint %s (%s)",
+                    principal.subject, refused.reason, refused.code)
         security_events.emit("auxip.endpoint.refused", "network", "failure",
-                             event_type="denied", reason=refused.reason,
+                             event_type="denied", reason=refused.reason, code=refused.code,
                              user=principal.username, source_ip=client,
                              endpoint=audit.without_userinfo(url)[:500], via="subscription")
         raise ODataError(errors.INVALID_BODY, "NotificationEndpoint: this endpoint address is"

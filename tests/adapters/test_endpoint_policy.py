@@ -1,7 +1,8 @@
-"""Which NotificationEndpoint addresses notify may call (shared/adapters/endpoint_policy.py): the
-deny list by default (loopback, link-local, unspecified, multicast, broadcast), IPv4-mapped
-IPv6 judged as IPv4, `localhost` names, the allow list's exceptions, private ranges left
-alone, configuration errors, and the resolving check of delivery."""
+"""Which addresses auxip may call on someone else's say (shared/adapters/endpoint_policy.py):
+the deny list by default (loopback, link-local, private, CGNAT, ULA, unspecified, multicast,
+broadcast), IPv6 carrying IPv4 (mapped, NAT64, 6to4) judged as IPv4, `localhost` names, the
+allow list's exceptions (networks, or one address and port), the former setting names,
+configuration errors, and the resolving check of delivery."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from pydantic import ValidationError
 
 from shared.adapters.endpoint_policy import (
     DEFAULT_DENIED,
+    DENIED_ADDRESS,
+    LOOPBACK_NAME,
+    Allowance,
     EndpointPolicy,
     EndpointRefused,
     check_literal,
@@ -21,12 +25,13 @@ from shared.adapters.endpoint_policy import (
 )
 
 # The defaults, whatever AUXIP_* the process was started with.
-DEFAULT = EndpointPolicy(notify_denied_networks=DEFAULT_DENIED, notify_allowed_networks=())
+DEFAULT = EndpointPolicy(outbound_denied_networks=DEFAULT_DENIED, outbound_allowed=())
 
 
 def policy(monkeypatch: pytest.MonkeyPatch, **env: str) -> EndpointPolicy:
     """The policy a process gets from these AUXIP_* variables (and no others of ours)."""
-    for name in ("AUXIP_NOTIFY_DENIED_NETWORKS", "AUXIP_NOTIFY_ALLOWED_NETWORKS"):
+    for name in ("AUXIP_NOTIFY_DENIED_NETWORKS", "AUXIP_NOTIFY_ALLOWED_NETWORKS",
+                 "AUXIP_OUTBOUND_DENIED_NETWORKS", "AUXIP_OUTBOUND_ALLOWED_NETWORKS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -53,6 +58,17 @@ DENIED = [
     ("http://0x7f.1/", "127.0.0.0/8"),
     ("http://127.1/", "127.0.0.0/8"),
     ("http://127\u30020\u30020\u30021/", "127.0.0.0/8"),  # full-width dots: httpx folds them
+    # Private networks, and IPv6 forms that reach them or loopback.
+    ("http://10.0.0.1/hook", "10.0.0.0/8"),
+    ("http://172.16.0.9:8080/", "172.16.0.0/12"),
+    ("http://172.31.255.254/", "172.16.0.0/12"),
+    ("http://192.168.1.20/n", "192.168.0.0/16"),
+    ("http://100.64.0.1/", "100.64.0.0/10"),
+    ("https://[fd00::5]/n", "fc00::/7"),
+    ("http://[::ffff:10.1.2.3]/", "10.0.0.0/8"),
+    ("http://[64:ff9b::7f00:1]/", "127.0.0.0/8"),  # NAT64 of 127.0.0.1
+    ("http://[64:ff9b::a9fe:a9fe]/", "169.254.0.0/16"),  # NAT64 of the metadata server
+    ("http://[2002:a00:1::1]/", "10.0.0.0/8"),  # 6to4 of 10.0.0.1
 ]
 
 
@@ -80,22 +96,35 @@ def test_localhost_names_are_refused_without_resolving(url: str,
 
 
 @pytest.mark.parametrize("url", [
-    "http://10.1.2.3/hook", "http://172.16.0.9:8080/", "http://172.31.255.254/",
-    "http://192.168.1.20/n", "https://[fd00::5]/n", "http://[::ffff:10.1.2.3]/",
     "http://8.8.8.8/", "https://subscriber.example.org/auxip", "http://localhostish.org/",
     "http://no-such-host.invalid/", "http://169.253.1.1/", "http://223.255.255.255/",
+    "http://172.32.0.1/", "http://100.128.0.1/", "http://[2001:db8::1]/",
+    "http://[64:ff9b::808:808]/",
 ])
-def test_private_ranges_and_names_pass_creation(url: str,
+def test_public_addresses_and_names_pass_creation(url: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _numeric_only(socket.getaddrinfo))
     check_literal(url, DEFAULT)  # names are judged at delivery, not here
 
 
-def test_the_allow_list_exempts_from_the_deny_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    allowing = policy(monkeypatch, AUXIP_NOTIFY_ALLOWED_NETWORKS=" 127.0.0.1/32 , fe80::/64,")
-    assert allowing.notify_allowed_networks == (ip_network("127.0.0.1/32"),
-                                                ip_network("fe80::/64"))
-    assert allowing.notify_denied_networks == DEFAULT.notify_denied_networks
+def test_the_refusal_carries_a_stable_code_and_the_address() -> None:
+    with pytest.raises(EndpointRefused) as refused:
+        check_literal("http://[::ffff:169.254.169.254]/", DEFAULT)
+    assert refused.value.code == DENIED_ADDRESS == "outbound_address_denied"
+    assert refused.value.address == "::ffff:169.254.169.254"
+    with pytest.raises(EndpointRefused) as refused:
+        check_literal("http://localhost/", DEFAULT)
+    assert refused.value.code == LOOPBACK_NAME == "outbound_loopback_name"
+
+
+@pytest.mark.parametrize("name", ["AUXIP_OUTBOUND_ALLOWED_NETWORKS",
+                                  "AUXIP_NOTIFY_ALLOWED_NETWORKS"])
+def test_the_allow_list_exempts_from_the_deny_list(name: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    allowing = policy(monkeypatch, **{name: " 127.0.0.1/32 , fe80::/64,"})
+    assert allowing.outbound_allowed == (Allowance(ip_network("127.0.0.1/32")),
+                                         Allowance(ip_network("fe80::/64")))
+    assert allowing.outbound_denied_networks == DEFAULT.outbound_denied_networks
     check_literal("http://127.0.0.1:9/x", allowing)
     check_literal("http://[::ffff:127.0.0.1]/", allowing)  # the same address
     check_literal("http://[fe80::7]/", allowing)
@@ -105,6 +134,29 @@ def test_the_allow_list_exempts_from_the_deny_list(monkeypatch: pytest.MonkeyPat
         check_literal("http://169.254.169.254/", allowing)
     with pytest.raises(EndpointRefused, match="loopback name"):
         check_literal("http://localhost/", allowing)  # a name: which address is unknown
+
+
+def test_the_new_names_win_over_the_former(monkeypatch: pytest.MonkeyPatch) -> None:
+    both = policy(monkeypatch, AUXIP_NOTIFY_ALLOWED_NETWORKS="10.0.0.0/8",
+                  AUXIP_OUTBOUND_ALLOWED_NETWORKS="192.168.0.0/16")
+    check_literal("http://192.168.1.1/", both)
+    with pytest.raises(EndpointRefused, match="10.0.0.0/8"):
+        check_literal("http://10.1.1.1/", both)  # not read: the new name is set
+    former = policy(monkeypatch, AUXIP_NOTIFY_DENIED_NETWORKS="8.8.8.0/24")
+    with pytest.raises(EndpointRefused, match="8.8.8.0/24"):
+        check_literal("http://8.8.8.8/", former)  # the former name, alone, is read
+    check_literal("http://10.1.1.1/", former)
+
+
+def test_an_allowance_may_name_one_address_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    one = policy(monkeypatch, AUXIP_OUTBOUND_ALLOWED_NETWORKS="127.0.0.1:8080, [::1]:9443")
+    check_literal("http://127.0.0.1:8080/hook", one)
+    check_literal("https://[::1]:9443/hook", one)
+    check_literal("http://[::ffff:127.0.0.1]:8080/", one)
+    for other in ("http://127.0.0.1:8081/", "http://127.0.0.1/", "https://[::1]/",
+                  "http://127.0.0.2:8080/"):
+        with pytest.raises(EndpointRefused):
+            check_literal(other, one)
 
 
 def test_the_deny_list_can_be_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,15 +169,19 @@ def test_the_deny_list_can_be_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("value", ["nope", "10.1.2.3/8", "10.0.0.0/33", "::1/129",
-                                   "127.0.0.0/8;10.0.0.0/8", "[\"127.0.0.0/8\"]"])
+                                   "127.0.0.0/8;10.0.0.0/8", "[\"127.0.0.0/8\"]",
+                                   "127.0.0.1:0", "127.0.0.1:65536", "host.example:80"])
 @pytest.mark.parametrize("name", ["AUXIP_NOTIFY_DENIED_NETWORKS",
-                                  "AUXIP_NOTIFY_ALLOWED_NETWORKS"])
+                                  "AUXIP_NOTIFY_ALLOWED_NETWORKS",
+                                  "AUXIP_OUTBOUND_DENIED_NETWORKS",
+                                  "AUXIP_OUTBOUND_ALLOWED_NETWORKS"])
 def test_an_invalid_cidr_stops_the_start(name: str, value: str,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as invalid:
         policy(monkeypatch, **{name: value})
     text = str(invalid.value)
-    assert name.removeprefix("AUXIP_").lower() in text and "is not a CIDR network" in text
+    # Named by the setting's current name, whichever name it was given under.
+    assert name.replace("_NOTIFY_", "_OUTBOUND_") in text and "is not a CIDR network" in text
 
 
 def test_delivery_refuses_a_name_resolving_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,14 +205,14 @@ def test_delivery_refuses_when_any_address_is_denied(monkeypatch: pytest.MonkeyP
         resolve_and_check("http://mapped.example.org/n", DEFAULT)
     assert resolve_and_check("https://public.example.org/n", DEFAULT) == [
         ip_address("93.184.216.34"), ip_address("2606:2800:220:1::1")]
-    assert resolve_and_check("http://private.example.org/n", DEFAULT) == [
-        ip_address("10.1.2.3")]
+    with pytest.raises(EndpointRefused, match="10.1.2.3 is in the denied network 10.0.0.0/8"):
+        resolve_and_check("http://private.example.org/n", DEFAULT)
 
 
 def test_delivery_judges_literals_too() -> None:
     with pytest.raises(EndpointRefused, match="127.0.0.0/8"):
         resolve_and_check("http://2130706433:9/", DEFAULT)
-    assert resolve_and_check("http://10.1.2.3/hook", DEFAULT) == [ip_address("10.1.2.3")]
+    assert resolve_and_check("http://8.8.8.8/hook", DEFAULT) == [ip_address("8.8.8.8")]
 
 
 def test_a_name_that_does_not_resolve_is_not_a_refusal() -> None:

@@ -19,7 +19,7 @@ from tests.prip.catalogue import audit_rows, last_audit_id, pid
 pytestmark = pytest.mark.usefixtures("seeded")
 
 app = typer.Typer(no_args_is_help=True)
-app.command("audit")(audit.audit)
+app.add_typer(audit.app, name="audit")
 app.add_typer(subscriptions.app, name="subscriptions")
 
 

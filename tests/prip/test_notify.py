@@ -42,6 +42,7 @@ class Receiver:
     base: str = ""
     calls: list[tuple[str, dict, dict]] = field(default_factory=list)
     failures_left: dict[str, int] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> a 307's Location
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Flask:
@@ -53,6 +54,8 @@ class Receiver:
                 self.calls.append((name, dict(request.headers), request.get_json()))
                 if name == "down":
                     return Response("broken", status=500)
+                if name in self.redirects:
+                    return Response(status=307, headers={"Location": self.redirects[name]})
                 if self.failures_left.get(name, 0) > 0:
                     self.failures_left[name] -= 1
                     return Response("busy", status=503)
@@ -281,3 +284,21 @@ def test_a_name_that_does_not_resolve_is_retried_not_refused(
             (uuid.UUID(sid),))]
     assert attempts(settings, sid, 14) == [(n, "failed", None) for n in range(1, ATTEMPTS + 1)]
     assert all("ConnectError" in e and "refused" not in e for e in errors), errors
+
+
+@pytest.mark.parametrize("to", ["elsewhere", "http://169.254.169.254/latest/meta-data/"])
+def test_a_redirect_is_a_failed_attempt_not_followed(
+        api, receiver, elsewhere_on_loopback, notify_function, settings, to):
+    """The endpoint is allowed; where it redirects is not (127.0.0.2, the metadata server):
+    one failed attempt naming the Location, nothing sent there."""
+    where = f"{elsewhere_on_loopback.base}/ssrf" if to == "elsewhere" else to
+    path = f"moved-{uuid.uuid4().hex[:8]}"
+    receiver.redirects[path] = where
+    sid = subscribe(api, receiver, "carol", path, "contains(Name,'AUX_POEORB')")
+    deliver(notify_function, published(14))
+    assert attempts(settings, sid, 14) == [(1, "failed", 307)]  # a 3xx is not retried
+    with psycopg.connect(settings.database_url) as conn:
+        [(error,)] = conn.execute("SELECT error FROM notifications WHERE subscription_id = %s",
+                                  (uuid.UUID(sid),)).fetchall()
+    assert error == f"HTTP 307: redirect to {where} not followed"
+    assert elsewhere_on_loopback.calls == [] and len(receiver.bodies(path)) == 1

@@ -227,13 +227,16 @@ def test_subscriptions_per_user_are_limited(api, two_per_user):
 
 REFUSED_ENDPOINTS = ["http://169.254.169.254/latest/meta-data", "http://[::1]:8080/",
                      "http://[::ffff:127.0.0.2]/", "http://localhost:1/x",
-                     "http://127.0.0.2:8080/hook", "http://2130706434/"]  # 127.0.0.2
+                     "http://127.0.0.2:8080/hook", "http://2130706434/",  # 127.0.0.2
+                     "http://10.0.0.1/hook", "http://[fd00::1]/hook",
+                     "http://172.16.5.4:8080/", "http://[64:ff9b::7f00:2]/"]  # NAT64 127.0.0.2
 
 
 @pytest.mark.parametrize("endpoint", REFUSED_ENDPOINTS)
 def test_internal_endpoints_are_refused_and_not_stored(api, settings, endpoint):
-    """No subscription can point notify at loopback, link-local (cloud metadata) and the
-    like; the test prip allows 127.0.0.1/32 only, so 127.0.0.2 stays refused."""
+    """No subscription can point notify at loopback, link-local (cloud metadata), private
+    networks and the like; the test prip allows 127.0.0.1/32 only, so 127.0.0.2 stays
+    refused."""
     answer = api.request("POST", "Subscriptions", "bob", json={
         "NotificationEndpoint": endpoint, "FilterParam": "contains(Name,'AUX_CAL')"})
     assert answer.status_code == 400, answer.text
@@ -248,8 +251,8 @@ def test_internal_endpoints_are_refused_and_not_stored(api, settings, endpoint):
     assert (stored, audited) == (0, 0)
 
 
-def test_private_and_allowed_endpoints_are_accepted(api):
-    for endpoint in ("http://10.1.2.3/hook", "http://127.0.0.1:9/allowed-in-tests"):
+def test_public_and_allowed_endpoints_are_accepted(api):
+    for endpoint in ("http://198.51.100.7/hook", "http://127.0.0.1:9/allowed-in-tests"):
         made = create(api, "bob", NotificationEndpoint=endpoint)
         assert made["NotificationEndpoint"] == endpoint
         assert api.request("DELETE", f"Subscriptions({made['Id']})", "bob").status_code == 204

@@ -47,7 +47,7 @@ def _observed(ctx: typer.Context) -> None:
     security_events.configure("auxip-cli", s.security_events, fmt=s.log_format)
     ctx.call_on_close(ecs_logs.flush_all)
 app.add_typer(db.app, name="db")
-app.command("audit")(audit.audit)
+app.add_typer(audit.app, name="audit")
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(events.app, name="events")
 app.add_typer(deadletters.app, name="deadletters")

@@ -15,6 +15,7 @@ from shared.adapters.catalogue import transfers as transfers_table
 from shared.operations.cli import routing_file
 from shared.operations.cli.session import connect
 from shared.pipeline.routing import config
+from shared.pipeline.routing.targets import outbound
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 console = Console()
@@ -71,7 +72,7 @@ def load(
         routing_file.load(conn, console, path, table=routes_table,
                           entries=lambda document: document.routes,
                           row_of=config.route_row, existing=routes_table.all_routes, prune=prune,
-                          kind="route")
+                          kind="route", vet=outbound.check_route)
 
 
 @app.command()

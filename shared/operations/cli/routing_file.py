@@ -26,14 +26,18 @@ class Table(Protocol):
 def load(conn: psycopg.Connection, console: Console, path: Path, *, table: Table,
          entries: Callable[[Any], Iterable[Any]], row_of: Callable[[Any], Mapping[str, Any]],
          existing: Callable[[psycopg.Connection], list[dict]], prune: bool,
-         kind: str) -> None:
-    """Create or update the file's entries; with `prune`, delete those it no longer has."""
+         kind: str, vet: Callable[[Any], None] | None = None) -> None:
+    """Create or update the file's entries; with `prune`, delete those it no longer has.
+    `vet` refuses an entry (ConfigError) before anything is written."""
     try:
         document = config.load_file(path)
+        wanted = list(entries(document))
+        for entry in wanted:
+            if vet is not None:
+                vet(entry)
     except config.ConfigError as error:
         console.print(f"[red]{error}[/red]", highlight=False)
         raise typer.Exit(1) from None
-    wanted = list(entries(document))
     deleted: list[str] = []
     with conn.transaction():
         for entry in wanted:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import paramiko
 
+from shared.adapters import endpoint_policy
 from shared.pipeline.routing.config import ConfigError, SshLogin
 
 
@@ -19,7 +20,10 @@ class SftpError(RuntimeError):
 
 
 @contextmanager
-def session(login: SshLogin) -> Iterator[paramiko.SFTPClient]:
+def session(login: SshLogin, policy: endpoint_policy.EndpointPolicy | None = None
+            ) -> Iterator[paramiko.SFTPClient]:
+    """With a `policy` (targets), the TCP connection goes to an address it judged
+    (EndpointRefused otherwise), never to a second DNS answer."""
     client = paramiko.SSHClient()
     known_as = login.host if login.port == 22 else f"[{login.host}]:{login.port}"
     entry = paramiko.hostkeys.HostKeyEntry.from_line(f"{known_as} {login.host_key.strip()}")
@@ -28,7 +32,13 @@ def session(login: SshLogin) -> Iterator[paramiko.SFTPClient]:
     client.get_host_keys().add(known_as, entry.key.get_name(), entry.key)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
-        client.connect(login.host, login.port, username=login.username,
+        sock = None if policy is None else endpoint_policy.connect_judged(
+            login.host, login.port, policy, login.timeout_s)
+    except OSError as error:
+        raise SftpError(f"sftp://{login.host}:{login.port}: {type(error).__name__}: "
+                        f"{error}") from None
+    try:
+        client.connect(login.host, login.port, username=login.username, sock=sock,
                        password=login.password, pkey=_private_key(login),
                        look_for_keys=False, allow_agent=False, timeout=login.timeout_s,
                        banner_timeout=login.timeout_s, auth_timeout=login.timeout_s)

@@ -52,6 +52,7 @@ from shared.pipeline.routing.targets import (
     CHECKSUM_MISMATCH,
     CONFIG_INVALID,
     PRODUCT_UNAVAILABLE,
+    TARGET_DENIED,
     UNEXPECTED,
     Target,
     TransferError,
@@ -243,7 +244,8 @@ class _Attempts:
 
     def _retry_or_fail(self, error: TransferError, where: str, attempt: int,
                        duration_ms: int) -> tuple[Outcome | None, float]:
-        if attempt >= self.route.retry.attempts:
+        # A refused address is not retried: only a change of configuration mends it.
+        if attempt >= self.route.retry.attempts or error.reason == TARGET_DENIED:
             return self._failed(error.reason, error.detail, where, attempt, duration_ms), 0.0
         delay = self.route.retry.delay(attempt)
         transfers_table.retry_later(self.conn, self.row["id"], error=error.detail[:2000],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pydantic import TypeAdapter
 
 from devstack.stack import ceph
 from devstack.stack import up as stack_up
-from shared.adapters import runtime, storage
+from shared.adapters import endpoint_policy, runtime, storage
 from shared.adapters.catalogue import products
 from shared.adapters.catalogue import routes as routes_table
 from shared.adapters.catalogue import sources as sources_table
@@ -46,6 +47,22 @@ ENV = {
     "AUXIP_TEST_PEER_SECRET_KEY": PEER_SECRET_KEY,
 }
 _IDS = UUID("0d7e3c55-2a41-4f0e-b9a8-6c3f1e2d4b77")
+
+
+@pytest.fixture(scope="package", autouse=True)
+def loopback_targets_allowed() -> Iterator[None]:
+    """The targets of these tests (HTTP, SFTP, the peer's S3) listen on 127.0.0.1, which
+    the outbound policy refuses by default: allowed here, as the local stack does."""
+    name = "AUXIP_OUTBOUND_ALLOWED_NETWORKS"
+    saved = os.environ.get(name)
+    os.environ[name] = "127.0.0.1/32"
+    endpoint_policy.current.cache_clear()
+    yield
+    if saved is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = saved
+    endpoint_policy.current.cache_clear()
 
 
 @pytest.fixture(scope="session")

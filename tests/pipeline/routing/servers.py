@@ -114,10 +114,12 @@ class Receiver:
     etag: bool = False  # answer with the MD5 of what it holds as ETag, as S3-like servers do
     stored: dict[str, bytes] = field(default_factory=dict)
     puts: list[str] = field(default_factory=list)
+    redirect_to: str | None = None  # answer every request with a 307 there
+    host: str = "127.0.0.1"
     server: BaseWSGIServer | None = None
 
     def start(self, port: int = 0) -> Receiver:
-        self.server = make_server("127.0.0.1", port, self._app, threaded=True)
+        self.server = make_server(self.host, port, self._app, threaded=True)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()
         return self
@@ -125,7 +127,7 @@ class Receiver:
     @property
     def base(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.port}"
+        return f"http://{self.host}:{self.server.port}"
 
     def stop(self) -> None:
         if self.server is not None:
@@ -135,7 +137,10 @@ class Receiver:
     def _app(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
         path = request.path
-        if request.method == "PUT":
+        if self.redirect_to is not None:
+            self.puts.append(path)
+            response = Response(status=307, headers={"Location": self.redirect_to})
+        elif request.method == "PUT":
             body = request.get_data()
             self.puts.append(path)
             self.stored[path] = flip_first_byte(body) if self.corrupt else body

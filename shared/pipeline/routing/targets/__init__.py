@@ -14,6 +14,7 @@ from shared.pipeline.routing.targets.base import (
     CHECKSUM_MISMATCH,
     CONFIG_INVALID,
     PRODUCT_UNAVAILABLE,
+    TARGET_DENIED,
     TARGET_REFUSED,
     TARGET_UNREACHABLE,
     UNEXPECTED,
@@ -23,7 +24,7 @@ from shared.pipeline.routing.targets.base import (
 )
 
 __all__ = ["ARCHIVE_UNAVAILABLE", "CHECKSUM_MISMATCH", "CONFIG_INVALID", "PRODUCT_UNAVAILABLE",
-           "TARGET_REFUSED", "TARGET_UNREACHABLE", "UNEXPECTED", "Target", "TransferError",
+           "TARGET_DENIED", "TARGET_REFUSED", "TARGET_UNREACHABLE", "UNEXPECTED", "Target", "TransferError",
            "open_target", "render"]
 
 

@@ -14,6 +14,9 @@ from shared.pipeline.routing import config
 # Reason codes of transfer failures (transfers.reason, transfer.failed events, metrics).
 TARGET_UNREACHABLE = "target_unreachable"
 TARGET_REFUSED = "target_refused"
+# The target's address is one the outbound policy refuses (loopback, private, ...): not
+# retried, the configuration or AUXIP_OUTBOUND_ALLOWED_NETWORKS must change.
+TARGET_DENIED = "target_denied"
 CHECKSUM_MISMATCH = "checksum_mismatch"
 ARCHIVE_UNAVAILABLE = "archive_unavailable"
 CONFIG_INVALID = "config_invalid"

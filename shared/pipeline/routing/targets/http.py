@@ -11,6 +11,8 @@ from typing import IO, Any
 
 import httpx
 
+from shared.adapters import outbound_http
+from shared.adapters.endpoint_policy import EndpointRefused
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing.config import Basic, Bearer, HttpTarget, OAuth2
 from shared.pipeline.routing.oauth import TokenClient, TokenError, token_client
@@ -21,6 +23,7 @@ from shared.pipeline.routing.targets.base import (
     TransferError,
     render,
 )
+from shared.pipeline.routing.targets.outbound import denied
 
 _HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 CHUNK = 1024 * 1024
@@ -29,8 +32,9 @@ CHUNK = 1024 * 1024
 class HttpPut:
     def __init__(self, config: HttpTarget) -> None:
         self.config = config
-        self.http = httpx.Client(timeout=httpx.Timeout(config.timeout_s, connect=10.0),
-                                 follow_redirects=False, headers={"User-Agent": "auxip-route"})
+        # Connects only to addresses the outbound policy allows; redirects not followed.
+        self.http = outbound_http.client(timeout=httpx.Timeout(config.timeout_s, connect=10.0),
+                                         headers={"User-Agent": "auxip-route"})
         self.tokens: TokenClient | None = None
         if isinstance(config.auth, OAuth2):
             self.tokens = token_client(config.auth)
@@ -48,6 +52,11 @@ class HttpPut:
             **self.config.headers,
         }
         response = self._send("PUT", url, headers=headers, body=body)
+        if response.is_redirect:
+            # Not followed: the policy judged this URL's host, not the Location's.
+            raise TransferError(TARGET_REFUSED, f"PUT {url}: HTTP {response.status_code},"
+                                f" redirect to {response.headers.get('Location', '')[:200]}"
+                                " not followed")
         if not 200 <= response.status_code < 300:
             raise TransferError(TARGET_REFUSED, f"PUT {url}: HTTP {response.status_code}")
         if self.config.verify == "readback":
@@ -66,6 +75,8 @@ class HttpPut:
                     digest.update(chunk)
         except httpx.HTTPError as error:
             raise TransferError(TARGET_UNREACHABLE, f"GET {url}: {error}") from None
+        except EndpointRefused as refused:
+            raise denied(f"GET {url}", refused) from None
         got = digest.result()
         if (got.size, got.md5) != (checksums.size, checksums.md5):
             raise TransferError(CHECKSUM_MISMATCH, f"{url} holds {got.size} bytes, MD5 "
@@ -96,6 +107,8 @@ class HttpPut:
             except httpx.HTTPError as error:
                 raise TransferError(TARGET_UNREACHABLE,
                                     f"{method} {url}: {type(error).__name__}: {error}") from None
+            except EndpointRefused as refused:
+                raise denied(f"{method} {url}", refused) from None
             if response.status_code == 401 and self.tokens is not None and attempt == 1:
                 self.tokens.invalidate()
                 continue

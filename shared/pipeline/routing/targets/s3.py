@@ -23,6 +23,7 @@ from shared.pipeline.routing.targets.base import (
     TransferError,
     render,
 )
+from shared.pipeline.routing.targets.outbound import check_before_send
 
 SINGLE_PUT_LIMIT = 5 * 1024**3
 
@@ -50,6 +51,7 @@ class BucketTarget:
     def deliver(self, product: Mapping[str, Any], body: IO[bytes],
                 checksums: Checksums) -> None:
         bucket, key = self.config.bucket, render(self.config.key, product)
+        check_before_send(self.config)
         body.seek(0)
         try:
             if checksums.size <= SINGLE_PUT_LIMIT:

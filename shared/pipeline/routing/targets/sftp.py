@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import paramiko
 
+from shared.adapters import endpoint_policy
 from shared.core.checksums import Checksums, Digest
 from shared.pipeline.routing import sftp
 from shared.pipeline.routing.config import SftpTarget as SftpTargetConfig
@@ -19,6 +20,7 @@ from shared.pipeline.routing.targets.base import (
     TransferError,
     render,
 )
+from shared.pipeline.routing.targets.outbound import denied
 
 CHUNK = 256 * 1024
 
@@ -40,7 +42,7 @@ class SftpTarget:
                 checksums: Checksums) -> None:
         folder, partial, final = self._paths(product)
         try:
-            with sftp.session(self.config.login) as client:
+            with sftp.session(self.config.login, endpoint_policy.current()) as client:
                 try:
                     sftp.makedirs(client, folder)
                     body.seek(0)
@@ -51,6 +53,9 @@ class SftpTarget:
                     raise TransferError(TARGET_REFUSED, f"sftp {final}: {error}") from None
         except sftp.SftpError as error:
             raise TransferError(TARGET_UNREACHABLE, str(error)) from None
+        except endpoint_policy.EndpointRefused as refused:
+            raise denied(f"sftp://{self.config.login.host}:{self.config.login.port}",
+                         refused) from None
         except (paramiko.SSHException, EOFError) as error:
             raise TransferError(TARGET_UNREACHABLE, f"sftp {final}: {error}") from None
 
