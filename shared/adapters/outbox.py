@@ -67,6 +67,19 @@ def send(conn: psycopg.Connection, broker_url: str | None, event_ids: Iterable[s
     return len(post_rows(conn, broker_url, rows))
 
 
+def send_recorded(conn: psycopg.Connection, broker_url: str | None,
+                  events: Iterable[CloudEvent]) -> int:
+    """Send events this step has just journalled (`record` said True) and committed, as
+    they are in memory: the same event `send` would rebuild from the journal row, without
+    reading the row back. Returns how many the broker accepted."""
+    sent = 0
+    for event in events if broker_url else ():
+        error = _post(broker_url, event)  # type: ignore[arg-type]
+        _mark(conn, event["id"], error)
+        sent += error is None
+    return sent
+
+
 def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
                  limit: int = 200) -> int:
     """Send journal rows left unsent for `older_than_s` (a crash, a broker that was down)."""
@@ -96,15 +109,21 @@ def post_rows(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> li
             error: str | None = f"cannot build the event: {type(failure).__name__}: {failure}"
         else:
             error = _post(broker_url, event)
+        _mark(conn, row["id"], error)
         if error is None:
-            conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
-                         " send_attempts = send_attempts + 1 WHERE id = %s", (row["id"],))
             sent.append(row["id"])
-        else:
-            log.warning("event %s not sent to broker: %s", row["id"], error)
-            conn.execute("UPDATE event_journal SET send_attempts = send_attempts + 1,"
-                         " last_error = %s WHERE id = %s", (error, row["id"]))
     return sent
+
+
+def _mark(conn: psycopg.Connection, event_id: str, error: str | None) -> None:
+    """Record the outcome of one send on its journal row."""
+    if error is None:
+        conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
+                     " send_attempts = send_attempts + 1 WHERE id = %s", (event_id,))
+    else:
+        log.warning("event %s not sent to broker: %s", event_id, error)
+        conn.execute("UPDATE event_journal SET send_attempts = send_attempts + 1,"
+                     " last_error = %s WHERE id = %s", (error, event_id))
 
 
 def _post(broker_url: str, event: CloudEvent) -> str | None:
