@@ -51,6 +51,8 @@ FILES = 1000
 PACED_FILES = 300
 WARMUP_FILES = 30
 TARGET_RATE = 50.0
+TARGET_RATIO = 0.35  # x the loop baseline, in the same run
+TARGET_CPU_MS = 25.0  # all processes, per file
 PUT_THREADS = 8  # as many as the e2e tests' producers
 MIN_BYTES, MAX_BYTES = 10_000, 200_000
 BASELINE_BUCKET = "auxip-bench-baseline"
@@ -220,6 +222,26 @@ def cpu_per_file(before: dict[str, float], after: dict[str, float], files: int
                        key=lambda item: -item[1]))
 
 
+def cpu_shares(cpu: dict[str, float]) -> list[tuple[str, float, str]]:
+    """(label, ms per file, note) of the CPU per file split into what auxip controls (its
+    functions; the router, a stand-in for Knative's broker), the servers it drives (Ceph,
+    PostgreSQL), clamd and the benchmark's own producer."""
+    functions = set(stack_up.function_folders())
+    servers = (*ceph.DAEMONS, "postgres (backends)")
+    groups = [
+        ("auxip's functions", sum(v for n, v in cpu.items() if n in functions),
+         ", ".join(sorted(n for n, v in cpu.items() if n in functions and v >= 0.5))),
+        ("the router (broker)", cpu.get(stack_up.ROUTER, 0.0),
+         "devstack's stand-in for Knative's broker"),
+        ("the servers", sum(cpu.get(n, 0.0) for n in servers),
+         ", ".join(f"{n} {cpu.get(n, 0.0):.1f}" for n in servers)),
+        ("clamd", cpu.get(stack_up.CLAMD, 0.0), "the virus scan of every file"),
+        ("the benchmark", sum(v for n, v in cpu.items() if n.startswith("bench")),
+         "its PUTs (the producers) and polling"),
+    ]
+    return groups
+
+
 # --- stages, from the journal -------------------------------------------------------------
 
 
@@ -387,11 +409,14 @@ def run(stack: BenchStack, *, files: int = FILES, paced_files: int = PACED_FILES
     out.figures += [
         Figure("ingest", f"throughput, burst of {files}", rate, "files/s", base_rate, (
             at_least(rate, TARGET_RATE, ">= 50 files/s"),
-            at_least(ratio, 0.3, ">= 0.3 x baseline", f"{ratio:.2f} x")),
+            at_least(ratio, TARGET_RATIO, f">= {TARGET_RATIO} x baseline", f"{ratio:.2f} x")),
             note=f"baseline: S3 PUT + INSERT loop, 1 thread; {len(published)}/{files} "
                  f"published, {len(rejected)} rejected"),
         Figure("ingest", "CPU per file, all processes", cpu_total, "ms", base_cpu,
+               (below(cpu_total, TARGET_CPU_MS, f"<= {TARGET_CPU_MS:.0f} ms"),),
                note="burst; baseline: the PUT + INSERT loop's CPU (bench, Ceph, backend)"),
+        *[Figure("ingest", f"  of which {label}", ms, "ms", note=note)
+          for label, ms, note in cpu_shares(cpu)],
         Figure("ingest", f"rate the CPU allows on {cores} idle cores", cores * 1000 / cpu_total,
                "files/s", cores * 1000 / max(base_cpu, 1e-6),
                note="cores / CPU per file: the ceiling on a machine with nothing else"),

@@ -1,8 +1,14 @@
-"""Profile of the slowest stage: py-spy on the worker of the function that burnt the most
-CPU per file in the ingest burst (bench/ingest.py), while a burst of new files goes
-through the pipeline.
+"""Profile of the ingest path: py-spy on every hop of the pipeline while a burst of new
+files goes through it, and in detail on the function that burnt the most CPU per file in
+the ingest burst (bench/ingest.py).
 
-Two recordings at once, both without pausing the process (`--nonblocking`):
+The short table (`hops`): each hop's CPU per file (from /proc, so C code that releases
+the GIL counts too) split by what py-spy's GIL samples say the Python part was doing,
+by the innermost library frame of each sample (botocore, psycopg, httpx, ...); then the
+servers' own CPU per file (clamd, Ceph, PostgreSQL), which auxip only controls through how
+many requests it makes.
+
+Two detailed recordings of the chosen function, both without pausing it (`--nonblocking`):
 - CPU: samples of the thread holding the GIL (`--gil`), i.e. where Python itself works
   (a thread blocked in a socket call has released it);
 - wall: every thread, idle ones too (`--idle`), kept only inside the function's handler,
@@ -25,8 +31,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import hops
 from bench.figures import Outcome
-from bench.ingest import aux_files, push
+from bench.ingest import aux_files, cpu_snapshot, push
+from bench.ingest import cpu_per_file as per_file
 from bench.stack import BenchStack, bench_stack
 from devstack.stack import up as stack_up
 from functions import folder_of
@@ -102,6 +110,32 @@ def _table(title: str, profile: Profile) -> list[str]:
     return lines
 
 
+HOPS = ("inbox-adapter", "ingest", "package", "publish", "notify", "route", stack_up.ROUTER)
+HOP_RATE_HZ = 50  # seven recorders at once on a small machine: half the detailed rate
+SERVERS = ("clamd", "ceph-osd", "radosgw", "ceph-mon", "postgres (backends)")
+
+
+def _recorder(spy: str, pid: int, duration: int, output: Path, *extra: str,
+              rate: int = RATE_HZ) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+         "--nonblocking", "--duration", str(duration), *extra, "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _finish(recorders: dict[str, subprocess.Popen[bytes]], duration: int) -> list[str]:
+    errors = []
+    for name, recorder in recorders.items():
+        try:
+            _, err = recorder.communicate(timeout=duration + 30)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            _, err = recorder.communicate()
+        if recorder.returncode != 0:
+            errors.append(f"{name}: {err.decode(errors='replace').strip()[-200:]}")
+    return errors
+
+
 def run(stack: BenchStack, *, function: str | None = None, files: int = FILES,
         cpu_per_file: dict[str, float] | None = None, rate: float | None = None) -> Outcome:
     out = Outcome("profile")
@@ -117,46 +151,65 @@ def run(stack: BenchStack, *, function: str | None = None, files: int = FILES,
     folder = stack.state / "profile"
     folder.mkdir(parents=True, exist_ok=True)
     cpu_raw, wall_raw = folder / f"{chosen}-cpu.txt", folder / f"{chosen}-wall.txt"
-    common = [spy, "record", "--pid", str(worker), "--rate", str(RATE_HZ), "--format", "raw",
-              "--nonblocking", "--duration", str(duration)]
-    recorders = [subprocess.Popen([*common, "--gil", "--output", str(cpu_raw)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
+    recorders = {f"{chosen} (cpu)": _recorder(spy, worker, duration, cpu_raw, "--gil")}
     if handler is not None:  # the router has no handler frame: its idle threads say nothing
-        recorders.append(subprocess.Popen([*common, "--idle", "--output", str(wall_raw)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        recorders[f"{chosen} (wall)"] = _recorder(spy, worker, duration, wall_raw, "--idle")
+    hop_raw = {}
+    for hop in HOPS:
+        if hop == chosen:
+            continue
+        hop_raw[hop] = folder / f"hop-{hop}.txt"
+        pid = stack.pid(hop) if hop == stack_up.ROUTER else stack.worker(hop)
+        recorders[hop] = _recorder(spy, pid, duration, hop_raw[hop], "--gil",
+                                   rate=HOP_RATE_HZ)
     time.sleep(1.0)  # attached before the first file arrives
+    before = cpu_snapshot(stack)
     began = time.monotonic()
     _, published, rejected = push(stack, aux_files(files, seed=3))
     took = time.monotonic() - began
-    errors = []
-    for recorder in recorders:
-        try:
-            _, err = recorder.communicate(timeout=duration + 30)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
-            _, err = recorder.communicate()
-        if recorder.returncode != 0:
-            errors.append(err.decode(errors="replace").strip()[-300:])
+    spent = per_file(before, cpu_snapshot(stack), len(published))
+    errors = _finish(recorders, duration)
     if errors or not cpu_raw.exists() or (handler is not None and not wall_raw.exists()):
-        out.details = [f"py-spy failed on {chosen} (pid {worker}): {' | '.join(errors)}"]
+        out.details = [f"py-spy failed (chosen {chosen}, pid {worker}): {' | '.join(errors)}"]
         return out
     cpu = summarise(cpu_raw, None)
     wall = summarise(wall_raw, handler) if handler is not None else None
+    hop_list = []
+    for hop in HOPS:
+        raw = cpu_raw if hop == chosen else hop_raw[hop]
+        fractions, samples = hops.shares(raw, stack_up.REPO)
+        hop_list.append(hops.Hop(hop, spent.get(hop, 0.0), fractions, samples))
+    auxip = sum(h.cpu_ms for h in hop_list)
+    servers = {name: spent.get(name, 0.0) for name in SERVERS}
     why = (f"the most CPU per file in the ingest burst ({cpu_per_file[chosen]:.1f} ms)"
            if cpu_per_file and chosen in cpu_per_file else "chosen on the command line")
+    shown = (cpu_raw.relative_to(stack_up.REPO) if cpu_raw.is_relative_to(stack_up.REPO)
+             else cpu_raw)
     out.details = [
-        f"Profiled: **{chosen}** ({why}), gunicorn worker pid {worker}, py-spy {RATE_HZ} Hz "
-        f"for {duration} s while {files} new files went through ({len(published)} published, "
-        f"{len(rejected)} rejected, {took:.1f} s). Raw stacks: "
-        f"`{cpu_raw.relative_to(stack_up.REPO) if cpu_raw.is_relative_to(stack_up.REPO) else cpu_raw}` "
-        "and `-wall.txt` (py-spy raw format, kept until the next run).",
+        f"{files} new files through the pipeline ({len(published)} published, "
+        f"{len(rejected)} rejected, {took:.1f} s) with py-spy attached to every hop "
+        f"(`--gil --nonblocking`, {HOP_RATE_HZ} Hz; {RATE_HZ} Hz on {chosen}).",
+        "",
+        "Where each hop's CPU goes (ms per published file; the hop's /proc CPU split by "
+        "the library its GIL samples were in):",
+        "",
+        *hops.table(hop_list),
+        "",
+        f"auxip's processes together: {auxip:.1f} ms/file (router {spent.get(stack_up.ROUTER, 0.0):.1f},"
+        f" a stand-in for Knative's broker); the servers: "
+        + ", ".join(f"{name} {ms:.1f}" for name, ms in servers.items())
+        + f" = {sum(servers.values()):.1f} ms/file.",
+        "",
+        f"In detail: **{chosen}** ({why}), gunicorn worker pid {worker}. Raw stacks: "
+        f"`{shown}`, `-wall.txt` and `hop-*.txt` (py-spy raw format, kept until the next run).",
         "",
         *_table("CPU (the thread holding the GIL)", cpu),
     ]
     if wall is not None:
         out.details += ["", *_table(f"Wall time inside the handler ({handler}, idle included)",
                                     wall)]
-    out.data = {"function": chosen, "cpu": cpu, "wall": wall}
+    out.data = {"function": chosen, "cpu": cpu, "wall": wall, "hops": hop_list,
+                "cpu_per_file": spent}
     return out
 
 

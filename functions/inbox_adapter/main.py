@@ -50,8 +50,8 @@ def handle(request: flask.Request) -> flask.Response:
     ]
     with rt.pool.connection() as conn:
         with conn.transaction():
-            fresh = [event["id"] for event in events if outbox.record(conn, event)]
-        outbox.send(conn, rt.settings.broker_url, fresh)
+            fresh = [event for event in events if outbox.record(conn, event)]
+        outbox.send_recorded(conn, rt.settings.broker_url, fresh)
     metrics.files_arrived(len(fresh))
     return _answer(200, "accepted", f"{len(events)} object(s), {len(fresh)} new")
 

@@ -147,6 +147,37 @@ def open_stream(
     return chunks(), int(answer["ContentLength"]), _etag(answer["ETag"])
 
 
+@dataclass
+class Opened:
+    """An object being read: what its GET answered, and its body as chunks. `close` frees
+    the connection when the body is not read to its end (a refusal on the size alone)."""
+
+    size: int
+    etag: str
+    chunks: Iterator[bytes]
+    close: Any
+
+
+def open_object(s3: Any, bucket: str, key: str, *, chunk_size: int = CHUNK) -> Opened | None:
+    """The object opened for reading, None when absent: one GET answers what a HEAD would
+    (size, ETag) before any byte of the body is read."""
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if is_missing(error):
+            return None
+        raise
+    body = answer["Body"]
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    return Opened(int(answer["ContentLength"]), _etag(answer["ETag"]), chunks(), body.close)
+
+
 def iter_chunks(s3: Any, bucket: str, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
     """The object's bytes as chunks, the request made on the first one."""
     chunks, _, _ = open_stream(s3, bucket, key, chunk_size=chunk_size)
@@ -189,13 +220,19 @@ def copy(
     *,
     limit: int = COPY_LIMIT,
     part_size: int = COPY_PART,
+    size: int | None = None,
 ) -> str:
     """Server-side copy (no bytes through this process); returns the new ETag.
 
     Objects above `limit` are copied part by part (UploadPartCopy), keeping content type
     and metadata. A multipart copy's ETag is not an MD5: compare checksums, not ETags.
+    A caller that knows the source's `size` (it has just read it) saves the HEAD when
+    one CopyObject will do; CopyObject itself fails on a source that is gone.
     """
     source = {"Bucket": src_bucket, "Key": src_key}
+    if size is not None and size <= limit:
+        answer = s3.copy_object(Bucket=dst_bucket, Key=dst_key, CopySource=source)
+        return _etag(answer["CopyObjectResult"]["ETag"])
     info = s3.head_object(**source)
     size = int(info["ContentLength"])  # the raw answer: ContentType/Metadata go along
     if size <= limit:

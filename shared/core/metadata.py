@@ -263,14 +263,19 @@ def from_manifest(xml: bytes, name: ProductName) -> ProductMetadata:
 # --- Earth Explorer header -------------------------------------------------
 
 
+_HEADER_READ = 2048
+
+
 def _header(stream: BinaryIO) -> Element:
     """The Fixed_Header element, parsed incrementally.
 
-    Parsing stops at the end of the header, so a large orbit file costs one
-    16 KiB read, and damage further down is not noticed here.
+    Parsing stops at the end of the header, and damage further down is not noticed here.
+    iterparse reads 16 KiB at a time and parses all of it before it yields: fed in small
+    reads, it parses little more than the header (~1 KiB) instead of the ~30 orbit
+    vectors that follow it in the same block.
     """
     events: Iterator[tuple[str, Element]] = DefusedET.iterparse(
-        stream, events=("start", "end"), forbid_dtd=True
+        _SmallReads(stream), events=("start", "end"), forbid_dtd=True
     )
     path: list[str] = []
     fixed: Element | None = None
@@ -296,6 +301,16 @@ def _header(stream: BinaryIO) -> Element:
     if fixed is None:
         raise _invalid("no Earth_Explorer_Header/Fixed_Header before the data block")
     return fixed
+
+
+class _SmallReads:
+    """A stream whose reads return at most `_HEADER_READ` bytes."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(_HEADER_READ if size < 0 else min(size, _HEADER_READ))
 
 
 def from_eof(stream: BinaryIO, name: ProductName) -> ProductMetadata:

@@ -81,9 +81,10 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
                 conn, row["id"], name=packaged.name, distribution_key=packaged.key,
                 content_type=packaged.content_type, content_length=packaged.checksums.size,
                 checksums=packaged.checksums.as_odata(now), packaged_at=now)
-            if done:
-                outbox.record(conn, event)
-        if done:
+            fresh = done and outbox.record(conn, event)
+        if fresh:
+            outbox.send_recorded(conn, s.broker_url, [event])
+        elif done:  # journalled before (a replay): sent unless its row says it was not
             outbox.send(conn, s.broker_url, [event["id"]])
     return event["id"] if done else None
 

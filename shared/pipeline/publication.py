@@ -48,15 +48,17 @@ def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
         if restore.get_or_restore(conn, packaged.product_id) is None:
             return None  # never ingested here: nothing to publish
         with conn.transaction():
-            if not products.mark_published(conn, packaged.product_id, publication_date=now,
-                                           eviction_date=evicts):
+            row = products.mark_published(conn, packaged.product_id, publication_date=now,
+                                          eviction_date=evicts)
+            if row is None:
                 return None
-            row = products.get(conn, packaged.product_id)
-            assert row is not None
             event = _published_event(s.event_source, row, now, evicts)
-            outbox.record(conn, event)
+            fresh = outbox.record(conn, event)
         metrics.published(row["product_type"], (now - row["origin_date"]).total_seconds())
-        outbox.send(conn, s.broker_url, [event["id"]])
+        if fresh:
+            outbox.send_recorded(conn, s.broker_url, [event])
+        else:  # journalled before (a replay): sent unless its row says it was not
+            outbox.send(conn, s.broker_url, [event["id"]])
     return event["id"]
 
 

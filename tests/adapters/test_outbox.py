@@ -73,6 +73,27 @@ def test_event_is_sent_after_commit_in_binary_mode(pool: ConnectionPool, broker)
     assert _send(pool, url, event) == 0  # sent already
 
 
+def test_a_recorded_event_goes_as_it_would_from_its_row(pool: ConnectionPool, broker) -> None:  # type: ignore[no-untyped-def]
+    # send_recorded posts the event held in memory: the broker must see what `send` would
+    # have rebuilt from the journal row, and the row must say it went.
+    url, received = broker
+    kept, direct = _event("c"), _event("d")
+    with pool.connection() as conn, conn.transaction():
+        assert outbox.record(conn, kept) and outbox.record(conn, direct)
+    assert _send(pool, url, kept) == 1
+    with pool.connection() as conn:
+        assert outbox.send_recorded(conn, url, [direct]) == 1
+    (from_row, row_body), (from_memory, memory_body) = received.received
+    assert json.loads(row_body).keys() == json.loads(memory_body).keys()
+    assert json.loads(memory_body) == direct.data  # type: ignore[attr-defined]
+    assert {k for k in from_row if k.startswith("ce-")} == {
+        k for k in from_memory if k.startswith("ce-")}
+    assert from_memory["ce-id"] == direct["id"]
+    assert from_memory["ce-traceparent"] == direct["traceparent"]
+    assert _send(pool, url, direct) == 0  # marked sent: the sweep leaves it alone
+    assert outbox.send_pending(pool, url, older_than_s=0) == 0
+
+
 def test_rolled_back_change_sends_nothing(pool: ConnectionPool, broker) -> None:  # type: ignore[no-untyped-def]
     url, received = broker
     event = _event("b")

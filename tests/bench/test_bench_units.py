@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench import figures, report
+from bench import figures, hops, report
 from bench.figures import Figure, Outcome, Target
 from bench.ingest import MAX_BYTES, MIN_BYTES, aux_files
 from bench.profile import summarise
@@ -52,6 +52,30 @@ def test_profile_summary_keeps_handler_stacks(tmp_path: Path) -> None:
     assert inside.by_ours[0] == ("shared/adapters/storage.py: copy", 7)
     assert inside.by_leaf[0] == ("botocore/client.py: _make_api_call", 7)
     assert summarise(raw, None).samples == 100
+
+
+def test_hop_table_charges_each_sample_to_its_innermost_library(tmp_path: Path) -> None:
+    raw = tmp_path / "hop.txt"
+    raw.write_text(
+        # botocore under our storage module: the S3 client's, its socket call included
+        "handle (main.py:35);copy (shared/adapters/storage.py:186);"
+        "_make_api_call (botocore/client.py:1);sendall (ssl.py:2) 6\n"
+        # our XML parsing, down in the standard library
+        "handle (main.py:35);_header (shared/core/metadata.py:9);feed (xml/etree/ElementTree.py:1) 3\n"
+        # nothing but the standard library
+        "run (threading.py:1);wait (threading.py:2) 1\n")
+    fractions, samples = hops.shares(raw, Path("/repo"))
+    assert samples == 10
+    assert fractions == {"S3 client (botocore, urllib3)": 0.6, "metadata (XML)": 0.3,
+                         hops.OTHER: 0.1}
+    lines = hops.table([hops.Hop("ingest", 20.0, fractions, samples),
+                        hops.Hop("router", 5.0, {"router code": 1.0}, 4)])
+    assert lines[0] == "| CPU ms per file | ingest | router | all |"
+    assert lines[2] == "| S3 client (botocore, urllib3) | 12.0 |  | 12.0 |"
+    assert "| **total (/proc)** | **20.0** | **5.0** | **25.0** |" in lines
+    # a full path from a virtual environment counts like py-spy's short one
+    assert hops.category(["/x/.venv/lib/python3.11/site-packages/psycopg/cursor.py"],
+                         Path("/x")) == "PostgreSQL client (psycopg)"
 
 
 def test_aux_files_are_valid_distinct_and_small() -> None:

@@ -95,13 +95,13 @@ def mark_packaged(conn: psycopg.Connection, product_id: UUID, *, name: str,
 
 
 def mark_published(conn: psycopg.Connection, product_id: UUID, *, publication_date: datetime,
-                   eviction_date: datetime) -> bool:
+                   eviction_date: datetime) -> dict | None:
+    """The published row, None when the product is gone or not packaged (a redelivery)."""
     # The modification date is the publication's own, so the row rebuilt from the
     # product.published event is the same row.
-    row = conn.execute(
+    return conn.cursor(row_factory=dict_row).execute(
         "UPDATE products SET status = 'published', online = true, publication_date = %s,"
         " eviction_date = %s, modification_date = %s"
-        " WHERE id = %s AND status = 'packaged' RETURNING id",
+        " WHERE id = %s AND status = 'packaged' RETURNING *",
         (publication_date, eviction_date, publication_date, product_id),
     ).fetchone()
-    return row is not None

@@ -157,8 +157,10 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     name = inspected.name
     s = rt.settings
     product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
-    with conn.transaction():
-        restored = restore.restore(conn, product_id)
+    restored = False
+    if restore.journalled(conn, product_id):  # rare: read first, a transaction only then
+        with conn.transaction():
+            restored = restore.restore(conn, product_id)
     if restored:  # the catalogue lost a row the journal holds: the same bytes came again
         row = products.get(conn, product_id)
         assert row is not None
@@ -201,15 +203,18 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     _clear_inbox(rt, conn, arrival, inspected.objects)
     if not inserted:
         return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
-    outbox.send(conn, s.broker_url, [event["id"]])
+    outbox.send_recorded(conn, s.broker_url, [event])
     return Result(Outcome.INGESTED, name.name, str(product_id), (event["id"],))
 
 
 def _archive_objects(rt: Runtime, arrival: Arrival, inspected: Inspected) -> str:
     """Copy the arrived object(s) under ingested/<type>/; returns the product's archive key."""
     key, copies = _archive_plan(arrival, inspected)
+    # A single object's size is the one its inspection read: the copy needs no HEAD.
+    size = inspected.checksums.size if arrival.folder_prefix is None else None
     for source, target in copies:
-        storage.copy(rt.s3, arrival.bucket, source, rt.settings.archive_bucket, target)
+        storage.copy(rt.s3, arrival.bucket, source, rt.settings.archive_bucket, target,
+                     size=size)
     return key
 
 

@@ -133,22 +133,24 @@ def _required(meta: ProductMetadata) -> list[str]:
 
 def _fetch_checked(s3: Any, scanner: ClamdScanner, bucket: str, key: str, limits: Limits,
                    spool: Path | None) -> Digest:
-    """Read the object once: size limits, checksums, virus scan, and a local copy."""
-    head = storage.head(s3, bucket, key)
-    if head is None:
+    """Read the object once: size limits, checksums, virus scan, and a local copy. The
+    GET's answer says the size before any byte is read: no HEAD first."""
+    opened = storage.open_object(s3, bucket, key)
+    if opened is None:
         raise Gone(key)
-    size = head["size"]
-    if size == 0:
-        raise Refused(RejectReason.EMPTY, f"{key} is empty")
-    if size > limits.max_file_bytes:
+    size = opened.size
+    if size == 0 or size > limits.max_file_bytes:
+        opened.close()
+        if size == 0:
+            raise Refused(RejectReason.EMPTY, f"{key} is empty")
         raise Refused(RejectReason.TOO_LARGE,
                       f"{key} is {size} bytes, the limit is {limits.max_file_bytes}")
     digest = Digest()
-    chunks = storage.iter_chunks(s3, bucket, key)
     sink = spool.open("wb") if spool is not None else None
     try:
-        result = scanner.scan_stream(digest_through(_written(chunks, sink), digest))
+        result = scanner.scan_stream(digest_through(_written(opened.chunks, sink), digest))
     finally:
+        opened.close()
         if sink is not None:
             sink.close()
     if not result.clean:

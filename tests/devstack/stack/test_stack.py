@@ -122,6 +122,13 @@ def test_storage_round_trip(settings: Settings, s3: Any, clean_buckets: None,
     part, size, _ = storage.open_stream(s3, archive, "a/one.bin", byte_range="bytes=10-19")
     assert (b"".join(part), size) == (data[10:20], 10)
     assert b"".join(storage.iter_chunks(s3, archive, "a/one.bin")) == data
+    opened = storage.open_object(s3, archive, "a/one.bin", chunk_size=64 * 1024)
+    assert opened is not None and (opened.size, opened.etag) == (len(data), etag)
+    assert b"".join(opened.chunks) == data
+    assert storage.open_object(s3, archive, "a/missing") is None
+    refused = storage.open_object(s3, archive, "a/one.bin")
+    assert refused is not None
+    refused.close()  # unread: the connection is freed, the next request still works
 
     info = storage.head(s3, archive, "a/one.bin")
     assert info is not None and info["size"] == len(data) and info["etag"] == etag
@@ -131,6 +138,10 @@ def test_storage_round_trip(settings: Settings, s3: Any, clean_buckets: None,
     assert storage.copy(s3, archive, "a/one.bin", quarantine, "q/one.bin") == etag
     assert storage.get_bytes(s3, quarantine, "q/one.bin") == data
     assert storage.head(s3, quarantine, "q/one.bin")["metadata"] == {"origin": "test"}
+    # the size known already: no HEAD, the same copy, metadata kept
+    assert storage.copy(s3, archive, "a/one.bin", quarantine, "q/sized.bin",
+                        size=len(data)) == etag
+    assert storage.head(s3, quarantine, "q/sized.bin")["metadata"] == {"origin": "test"}
 
     source = tmp_path / "file.bin"
     source.write_bytes(data[:1000])
