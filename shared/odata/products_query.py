@@ -132,12 +132,15 @@ def fetch_products(conn: psycopg.Connection, options: QueryOptions) -> ProductsP
     """Run the page (and count) query. Statements are not prepared: a generic plan cannot
     see the literals that decide between the validity, publication and GIN indexes."""
     query = build_products_query(options)
-    rows: list[dict[str, object]] = []
-    if query.top > 0:  # $top=0 asks for the count alone
-        cur = conn.cursor(row_factory=dict_row)
-        rows = cur.execute(query.select, query.params, prepare=False).fetchall()
     total = None
     if query.count is not None:
         found = conn.execute(query.count, query.count_params, prepare=False).fetchone()
         total = int(found[0]) if found else 0
+    if query.top == 0 and total is not None:
+        # `$top=0&$count=true` asks for the count alone: a row exists past `$skip` exactly
+        # when the count says so, without the page query (which may cost more than the
+        # count read from the totals).
+        return ProductsPage([], total, total > options.skip)
+    cur = conn.cursor(row_factory=dict_row)
+    rows = cur.execute(query.select, query.params, prepare=False).fetchall()
     return ProductsPage(rows[: query.top], total, len(rows) > query.top)
