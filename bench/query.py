@@ -37,7 +37,15 @@ import psycopg
 from psycopg import conninfo
 
 from bench.figures import Figure, Outcome, at_most, percentile
-from bench.stack import FLOOR_OFFSET, PERF_PRIP_OFFSET, REPO, BenchStack, bench_stack, configured_server, connect
+from bench.stack import (
+    FLOOR_OFFSET,
+    PERF_PRIP_OFFSET,
+    REPO,
+    BenchStack,
+    bench_stack,
+    configured_server,
+    connect,
+)
 from devstack.stack import postgres, processes
 from devstack.stack import up as stack_up
 from shared.adapters.catalogue.migrations import upgrade
