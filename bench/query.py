@@ -374,7 +374,9 @@ def explain(conn: psycopg.Connection, case: Case) -> tuple[str, str]:
         api = [(_plan(conn, "SELECT * FROM products WHERE id = %s", case.sql_params))]
     else:
         query = build_products_query(parse_query_options(case.params))
-        api = [_plan(conn, query.select, query.params)]
+        # `$top=0` with `$count`: fetch_products runs the count alone.
+        api = ([_plan(conn, query.select, query.params)]
+               if query.top > 0 or query.count is None else [])
         if query.count is not None:
             api.append(_plan(conn, query.count, query.count_params))
     mine = _plan(conn, case.sql, case.sql_params)
