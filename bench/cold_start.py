@@ -48,8 +48,8 @@ from functions import folder_of
 from shared.adapters import storage
 
 REPEATS = 3
-TARGET_S = 1.5
-TARGET_MB = 120.0
+TARGET_S = 1.0
+TARGET_MB = 80.0
 MB = 1e6
 COLD_BUCKET = "auxip-bench-cold"
 PING = "dev.knative.sources.ping"
@@ -261,9 +261,9 @@ def run(stack: BenchStack, *, repeats: int = REPEATS) -> Outcome:
         note = "" if ok else f"answered {statuses}: not handled"
         out.figures += [
             Figure("cold_start", f"{service}: start -> first handled", seconds, "s", base_s,
-                   (below(seconds if ok else float("nan"), TARGET_S, "< 1.5 s"),), note=note),
+                   (below(seconds if ok else float("nan"), TARGET_S, "< 1 s"),), note=note),
             Figure("cold_start", f"{service}: RSS after", rss, "MB", base_rss,
-                   (below(rss, TARGET_MB, "< 120 MB"),)),
+                   (below(rss, TARGET_MB, "< 80 MB"),)),
         ]
         rows.append(f"| {service} | {whats.get(service, '')} | {', '.join(map(str, statuses))} "
                     f"| {', '.join(f'{r.seconds:.2f}' for r in runs)} "

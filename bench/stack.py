@@ -41,6 +41,8 @@ READER = ("alice", "alice-pw")  # a demo user of the local realm (devstack/token
 # Offsets from PORT_BASE the stack's Layout leaves free (functions 1..10, issuer 20,
 # Ceph/clamd/PostgreSQL 30..33, Kafka 34).
 PERF_PRIP_OFFSET = 40
+FLOOR_OFFSET = 41  # the query bench's bare HTTP floor
+REDIRECT_PRIP_OFFSET = 42  # the download bench's redirecting prip
 SINK_OFFSET = 45
 COLD_OFFSET = 50
 

@@ -1,7 +1,9 @@
 """Object storage: the S3 calls every function makes, against Ceph RGW locally or MinIO.
 
 Plain functions over a boto3 client built once by `client(settings)` and handed in; the
-client is thread-safe, so one per process is enough.
+client is thread-safe, so one per process is enough. boto3 and botocore are imported
+where a client is built or an S3 error caught, not with this module: they cost ~0.2 s and
+~10 MB at a cold start, and functions that never touch S3 import this module too.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
 from shared.adapters.settings import Settings
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 MiB = 1024**2
 GiB = 1024**3
@@ -37,6 +39,9 @@ def client(settings: Settings) -> Any:
     Path-style addressing: RGW and MinIO run without wildcard DNS. The pool is sized for
     16 worker threads plus managed transfers; adaptive retries back off on 503 SlowDown.
     """
+    import boto3
+    from botocore.config import Config
+
     endpoint, access_key, secret_key = settings.require_s3()
     config = Config(
         region_name=settings.s3_region,
@@ -192,6 +197,8 @@ def get_bytes(s3: Any, bucket: str, key: str) -> bytes:
 
 def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     """size, etag, content_type, metadata and last_modified of an object; None when absent."""
+    from botocore.exceptions import ClientError
+
     try:
         answer = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
@@ -320,6 +327,8 @@ def delete_prefix(s3: Any, bucket: str, prefix: str = "") -> int:
 
 
 def bucket_exists(s3: Any, bucket: str) -> bool:
+    from botocore.exceptions import ClientError
+
     try:
         s3.head_bucket(Bucket=bucket)
         return True
@@ -333,6 +342,8 @@ def ensure_bucket(s3: Any, bucket: str) -> bool:
     """Create the bucket unless it exists; True when created now."""
     if bucket_exists(s3, bucket):
         return False
+    from botocore.exceptions import ClientError
+
     try:
         s3.create_bucket(Bucket=bucket)
     except ClientError as error:

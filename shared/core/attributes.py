@@ -77,7 +77,7 @@ def to_odata(stored: dict[str, object]) -> list[dict[str, object]]:
         value = stored[name]
         kind = type_of(name, value)
         if kind is AttributeType.DATETIME and isinstance(value, str):
-            value = s1time.format_odata(s1time.parse_iso(value))
+            value = s1time.canonical_to_odata(value)
         out.append({
             "@odata.type": f"#{kind.odata_type}",
             "Name": name,

@@ -10,7 +10,7 @@ read dates.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
 
@@ -78,13 +78,32 @@ def _as_utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
+_NO_OFFSET = timedelta(0)
+
+
 def format_odata(dt: datetime) -> str:
-    """`2017-10-17T08:00:00.000Z`: the millisecond form OData clients expect."""
-    dt = _as_utc(dt)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T"
-        f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{dt.microsecond // 1000:03d}Z"
-    )
+    """`2017-10-17T08:00:00.000Z`: the millisecond form OData clients expect (truncated,
+    never rounded). isoformat is C: a page of products formats ~10 dates per row."""
+    if dt.tzinfo is not UTC and dt.utcoffset() != _NO_OFFSET:  # naive: _as_utc refuses
+        dt = _as_utc(dt)
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+# What format_canonical writes (stored attributes): its OData form is a prefix of it.
+_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z",
+                        re.ASCII)
+
+
+def canonical_to_odata(text: str) -> str:
+    """The OData form of a stored date/time string: sliced when it is canonical (as
+    ingestion stores them), else parsed (which refuses what is not a date/time)."""
+    if _CANONICAL.fullmatch(text):
+        try:
+            datetime.fromisoformat(text[:26])  # a real date and time (C, fast)
+            return text[:23] + "Z"
+        except ValueError:
+            pass  # parse_iso says why
+    return format_odata(parse_iso(text))
 
 
 def format_canonical(dt: datetime) -> str:

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from uuid import UUID
 
-from botocore.exceptions import BotoCoreError, ClientError
 from werkzeug.http import http_date
 from werkzeug.wrappers import Response
 
@@ -229,6 +228,8 @@ def _open(service: Service, row: Mapping[str, Any], range_spec: str | None,
     """The archive object's body (a botocore StreamingBody), checked against the catalogue.
     Held directly rather than through storage.open_stream's generator: a generator never
     started cannot close the connection it would have opened."""
+    from botocore.exceptions import ClientError  # here: prip's cold start does without it
+
     args = {"Bucket": service.runtime.settings.archive_bucket, "Key": row["distribution_key"]}
     if range_spec is not None:
         args["Range"] = range_spec
@@ -317,6 +318,9 @@ class _Stream:
 
     def __init__(self, body: Any, length: int, done: str,
                  finished: Callable[[int, str], None]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded: a body is open
+
+        self._errors = (BotoCoreError, ClientError, OSError)
         self._body = body
         self._chunks: Iterator[bytes] = body.iter_chunks(storage.CHUNK)
         self._length = length
@@ -340,7 +344,7 @@ class _Stream:
             self._outcome = self._done if self._sent == self._length else "failed"
             self.close()
             raise
-        except (BotoCoreError, ClientError, OSError) as error:
+        except self._errors as error:
             self._outcome = "failed"
             log.error("archive read failed after %d bytes: %s", self._sent, error)
             self.close()

@@ -4,7 +4,7 @@ authenticator, the download slots and the presigning client; built on first use.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from shared.adapters import runtime, storage
@@ -20,17 +20,21 @@ class Service:
     settings: PripSettings
     auth: Authenticator
     slots: DownloadSlots
-    presigner: Any  # an S3 client for the endpoint clients reach (presigning is local)
+
+    @cached_property
+    def presigner(self) -> Any:
+        """An S3 client for the endpoint clients reach (presigning is local); built on the
+        first redirect: catalogue queries need no S3 client."""
+        if self.settings.download_s3_endpoint:
+            return storage.client(self.runtime.settings.model_copy(
+                update={"s3_endpoint": self.settings.download_s3_endpoint}))
+        return self.runtime.s3
 
     @classmethod
     def build(cls, rt: Runtime, settings: PripSettings, auth: AuthSettings) -> Service:
-        presigner = rt.s3
-        if settings.download_s3_endpoint:
-            presigner = storage.client(
-                rt.settings.model_copy(update={"s3_endpoint": settings.download_s3_endpoint}))
         slots = DownloadSlots(rt.settings.database_url, per_user=settings.max_parallel_downloads,
                               streams=settings.download_streams_per_process)
-        return cls(rt, settings, Authenticator.from_settings(auth), slots, presigner)
+        return cls(rt, settings, Authenticator.from_settings(auth), slots)
 
     def close(self) -> None:
         self.slots.close()

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from shared.core.s1time import (
     OPEN_END,
     UTC,
+    canonical_to_odata,
     format_canonical,
     format_odata,
     parse_compact,
@@ -123,3 +124,19 @@ def test_parsers_only_raise_value_error(text):
         except ValueError:
             continue
         assert result.tzinfo is UTC
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_a_stored_date_time_gives_the_odata_form_of_its_instant(dt):
+    # The fast path (slicing the canonical text) against the parse-and-format it replaces.
+    assert canonical_to_odata(format_canonical(dt)) == format_odata(dt)
+    assert format_odata(dt) == (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:"
+                                f"{dt.minute:02d}:{dt.second:02d}.{dt.microsecond // 1000:03d}Z")
+
+
+def test_a_stored_value_that_is_no_date_time_is_refused_as_before():
+    with pytest.raises(ValueError, match="month must be in 1..12"):
+        canonical_to_odata("2020-13-01T00:00:00.000000Z")
+    with pytest.raises(ValueError, match="day is out of range"):
+        canonical_to_odata("2021-02-29T00:00:00.000000Z")
+    assert canonical_to_odata("UTC=2020-05-18T08:45:34.5") == "2020-05-18T08:45:34.500Z"
