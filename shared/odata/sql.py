@@ -197,7 +197,8 @@ class _Compiler:
             return fragment("({}) LIKE {}", self.value(node.operand),
                             param(like_pattern(node.function, node.pattern)))
         if isinstance(node, ast.And):
-            return fragment("({})", join(" AND ", [self.condition(i, positive) for i in node.items]))
+            parts = [self.condition(i, positive) for i in node.items]
+            return fragment("({})", join(" AND ", parts))
         if isinstance(node, ast.Or):
             return fragment("({})", join(" OR ", [self.condition(i, positive) for i in node.items]))
         if isinstance(node, ast.Not):

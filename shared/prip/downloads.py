@@ -182,7 +182,8 @@ def serve(service: Service, caller: Caller, product_id: UUID, row: Mapping[str, 
             errors.RANGE_NOT_SATISFIABLE,
             f"range {caller.range_header!r:.80} is outside the {size} bytes of the product", 416,
             {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}) from None
-    if wanted is not None and caller.if_range is not None and caller.if_range != headers.get("ETag"):
+    stale = caller.if_range is not None and caller.if_range != headers.get("ETag")
+    if wanted is not None and stale:
         wanted = None  # RFC 9110 13.1.5: the client's copy is stale, send it all
     status = 206 if wanted is not None else 200
     length = wanted.length if wanted is not None else size

@@ -67,7 +67,8 @@ def test_a_function_without_s3_never_imports_boto3(folder: str) -> None:
 def test_the_storage_module_alone_imports_no_boto3() -> None:
     # The probe above would pass for a function that stopped importing storage at all;
     # this one keeps the module itself honest.
-    code = ("import sys; import shared.adapters.storage, shared.adapters.runtime, shared.prip.routes; "
+    code = ("import sys; import shared.adapters.storage, shared.adapters.runtime,"
+            " shared.prip.routes; "
             "print(sorted({'boto3', 'botocore'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
                           capture_output=True, text=True, timeout=60, check=True)

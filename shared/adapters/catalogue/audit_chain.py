@@ -66,8 +66,9 @@ def _text(value: object) -> str | None:
 
 def head(conn: psycopg.Connection) -> tuple[int, str]:
     """(seq, hash) of the chain's last row; (0, GENESIS) for an empty chain."""
-    found = conn.cursor(row_factory=tuple_row).execute("SELECT chain_seq, row_hash FROM audit_log WHERE chain_seq IS NOT NULL"
-                         " ORDER BY chain_seq DESC LIMIT 1").fetchone()
+    found = conn.cursor(row_factory=tuple_row).execute(
+        "SELECT chain_seq, row_hash FROM audit_log WHERE chain_seq IS NOT NULL"
+        " ORDER BY chain_seq DESC LIMIT 1").fetchone()
     return (found[0], found[1]) if found else (0, GENESIS)
 
 

@@ -24,8 +24,8 @@ from shared.pipeline.routing.targets.base import (
 )
 
 __all__ = ["ARCHIVE_UNAVAILABLE", "CHECKSUM_MISMATCH", "CONFIG_INVALID", "PRODUCT_UNAVAILABLE",
-           "TARGET_DENIED", "TARGET_REFUSED", "TARGET_UNREACHABLE", "UNEXPECTED", "Target", "TransferError",
-           "open_target", "render"]
+           "TARGET_DENIED", "TARGET_REFUSED", "TARGET_UNREACHABLE", "UNEXPECTED", "Target",
+           "TransferError", "open_target", "render"]
 
 
 def open_target(target: Any, settings: Any, environ: Mapping[str, str]) -> Target:
