@@ -77,7 +77,8 @@ def main() -> int:
         attempt("download", lambda: download.run(stack))
         attempt("query", lambda: query.run(stack))
         attempt("cold_start", lambda: cold_start.run(stack))
-        attempt("logging_cost", logging_cost.run)  # in-process, ~10 s: needs no stack
+        # In-process, ~20 s; last: it serves prip in this process, with the stack's environment.
+        attempt("logging_cost", lambda: logging_cost.run(stack=stack))
 
     seconds = time.monotonic() - began
     report.print_outcomes(outcomes)
