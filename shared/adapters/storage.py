@@ -169,6 +169,8 @@ class Opened:
 def open_object(s3: Any, bucket: str, key: str, *, chunk_size: int = CHUNK) -> Opened | None:
     """The object opened for reading, None when absent: one GET answers what a HEAD would
     (size, ETag) before any byte of the body is read."""
+    from botocore.exceptions import ClientError  # loaded with the client already
+
     try:
         answer = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
