@@ -132,7 +132,7 @@ def db_url(settings: StackSettings) -> str:
 
 @pytest.fixture(scope="session")
 def s3(settings: StackSettings) -> Any:
-    """A boto3 S3 client of the test stack (shared.adapters.storage.client)."""
+    """A botocore S3 client of the test stack (shared.adapters.storage.client)."""
     return storage.client(settings)
 
 

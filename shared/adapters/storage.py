@@ -1,9 +1,10 @@
 """Object storage: the S3 calls every function makes, against Ceph RGW locally or MinIO.
 
-Plain functions over a boto3 client built once by `client(settings)` and handed in; the
-client is thread-safe, so one per process is enough. boto3 and botocore are imported
-where a client is built or an S3 error caught, not with this module: they cost ~0.2 s and
-~10 MB at a cold start, and functions that never touch S3 import this module too.
+Plain functions over a botocore S3 client built once by `client(settings)` and handed in
+(shared.adapters.s3_client); the client is thread-safe, so one per process is enough.
+botocore is imported where a client is built or an S3 error caught, boto3's managed
+transfers where a multipart upload runs, not with this module: they cost time and MBs at a
+cold start, and functions that never touch S3 import this module too.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 
 
 def client(settings: Settings) -> Any:
-    """A boto3 S3 client for the configured endpoint.
+    """A botocore S3 client for the configured endpoint.
 
     Path-style addressing: RGW and MinIO run without wildcard DNS. The pool is sized for
     16 worker threads plus managed transfers; adaptive retries back off on 503 SlowDown.
     """
-    import boto3
     from botocore.config import Config
+
+    from shared.adapters import s3_client
 
     endpoint, access_key, secret_key = settings.require_s3()
     config = Config(
@@ -55,13 +57,7 @@ def client(settings: Settings) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=config,
-    )
+    return s3_client.build(endpoint, access_key, secret_key, config)
 
 
 def foreign_client(settings: Settings, endpoint: str | None, region: str,
@@ -116,18 +112,25 @@ def put_file(
     if path.stat().st_size <= UPLOAD_PART:
         with open(path, "rb") as body:
             return _etag(s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)["ETag"])
-    from boto3.s3.transfer import TransferConfig
+    # boto3's managed transfer, as its injected `upload_file` runs it (the client is
+    # botocore's: shared.adapters.s3_client).
+    from boto3.s3.transfer import S3Transfer, TransferConfig
 
     transfer = TransferConfig(
         multipart_threshold=UPLOAD_PART, multipart_chunksize=UPLOAD_PART, max_concurrency=4
     )
-    s3.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=transfer)
+    with S3Transfer(s3, transfer) as uploads:
+        uploads.upload_file(str(path), bucket, key, extra_args=extra)
     return _etag(s3.head_object(Bucket=bucket, Key=key)["ETag"])
 
 
 def put_stream(s3: Any, bucket: str, key: str, stream: IO[bytes], **extra: Any) -> None:
     """Upload from a file-like object of unknown length (managed multipart)."""
-    s3.upload_fileobj(stream, bucket, key, ExtraArgs=extra or None)
+    # boto3's managed transfer, as its injected `upload_fileobj` runs it.
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+    with create_transfer_manager(s3, TransferConfig()) as manager:
+        manager.upload(fileobj=stream, bucket=bucket, key=key, extra_args=extra or None).result()
 
 
 def open_stream(
@@ -166,7 +169,7 @@ class Opened:
 def open_object(s3: Any, bucket: str, key: str, *, chunk_size: int = CHUNK) -> Opened | None:
     """The object opened for reading, None when absent: one GET answers what a HEAD would
     (size, ETag) before any byte of the body is read."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError  # loaded with the client already
 
     try:
         answer = s3.get_object(Bucket=bucket, Key=key)

@@ -26,7 +26,6 @@ from shared.adapters.catalogue import integrity, products
 from shared.adapters.runtime import Runtime
 from shared.pipeline import packaging
 from shared.pipeline.integrity.scrub import Finding, Report
-from shared.pipeline.routing import polling
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,10 @@ def _repair(rt: Runtime, row: dict, findings: list[Finding],
                 integrity.mark_online(conn, row["id"])
             log.info("%s: distribution object packaged again from its ingested copy", name)
             return Repair(row["id"], name, REPACKAGED, row["distribution_key"])
+    # Here, not at import: the routing machinery (its YAML configuration, sources) is
+    # ~1.8 MB of verify's resident memory, and only a product to fetch again needs it.
+    from shared.pipeline.routing import polling
+
     names = [row["logical_name"], row["name"], f"{row['logical_name']}.zip"]
     fetched = polling.refetch(rt, [n for n in names if n], environ)
     good = [f for f in fetched if f.error is None]
