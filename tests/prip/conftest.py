@@ -183,6 +183,17 @@ def notify_function(function_env: dict[str, str]) -> Iterator[Served]:
     stop(served.server)
 
 
+@pytest.fixture(scope="package", autouse=True)
+def no_subscription_left_running(settings: Settings) -> Iterator[None]:
+    """The subscriptions these tests make (to client.example.org and the like) cancelled when
+    they are done: left running, every product a later test publishes would have notify try
+    each of them, and without DNS here each try waits out the resolver (~50 s), holding the
+    router's workers while later deliveries queue."""
+    yield
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE subscriptions SET status = 'cancelled' WHERE status <> 'cancelled'")
+
+
 @pytest.fixture(scope="module")
 def seeded(function_env: dict[str, str], settings: Settings, s3: Any) -> None:
     """The catalogue of catalogue.py, afresh for each test module."""
