@@ -145,14 +145,7 @@ def open_stream(
         args["Range"] = byte_range
     answer = s3.get_object(**args)
     body = answer["Body"]
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            yield from body.iter_chunks(chunk_size)
-        finally:
-            body.close()
-
-    return chunks(), int(answer["ContentLength"]), _etag(answer["ETag"])
+    return _chunks(body, chunk_size), int(answer["ContentLength"]), _etag(answer["ETag"])
 
 
 @dataclass
@@ -178,14 +171,16 @@ def open_object(s3: Any, bucket: str, key: str, *, chunk_size: int = CHUNK) -> O
             return None
         raise
     body = answer["Body"]
+    return Opened(int(answer["ContentLength"]), _etag(answer["ETag"]), _chunks(body, chunk_size),
+                  body.close)
 
-    def chunks() -> Iterator[bytes]:
-        try:
-            yield from body.iter_chunks(chunk_size)
-        finally:
-            body.close()
 
-    return Opened(int(answer["ContentLength"]), _etag(answer["ETag"]), chunks(), body.close)
+def _chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
+    """A GET's body as chunks; its connection freed however the reading ends."""
+    try:
+        yield from body.iter_chunks(chunk_size)
+    finally:
+        body.close()
 
 
 def iter_chunks(s3: Any, bucket: str, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:

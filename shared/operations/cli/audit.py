@@ -57,14 +57,7 @@ def listing(
         audit(user=user, since=since, action=action, limit=limit)
 
 
-def audit(
-    user: str | None = typer.Option(None, "--user", "-u", help="only this actor"),
-    since: str | None = typer.Option(None, "--since", "-s",
-                                     help="2h, 3d, or 2024-01-01T00:00:00Z"),
-    action: str | None = typer.Option(None, "--action", "-a",
-                                      help="download, subscription, subscription.create, ..."),
-    limit: int = typer.Option(100, "--limit", "-n", min=1, max=100_000),
-) -> None:
+def audit(*, user: str | None, since: str | None, action: str | None, limit: int) -> None:
     """The audit trail (downloads, subscription changes), newest first."""
     when = parse_since(since) if since else None
     url = session.settings().database_url
