@@ -156,10 +156,12 @@ def test_every_dashboard_query_returns_series(activity: dict, monitored: stack_u
 
 
 def test_the_counts_are_what_happened(activity: dict, monitored: stack_up.StackInfo) -> None:
-    # Counters started at zero before the first event, so nothing is lost to a series that
-    # appears already counted (the extrapolation of increase() may add a little).
+    # Counters started at zero before the first event: the counter itself is exact. What a
+    # panel shows, increase(), extrapolates a young series towards the window's edges (by up
+    # to half its sampled span, more when few scrapes hold it): bounded, not exact.
+    assert _value(monitored, "sum(auxip_files_out_total)") == activity["published"]
     published = _value(monitored, "sum(increase(auxip_files_out_total[1h]))")
-    assert activity["published"] <= published < activity["published"] + 1
+    assert activity["published"] <= published <= activity["published"] * 1.5
     assert _value(monitored, 'sum(auxip_rejections_total{reason="name_invalid"})') == 1
     assert _value(monitored, 'sum(auxip_transfers_total{route="archive-copy",'
                              ' outcome="completed"})') == activity["published"]
