@@ -17,11 +17,12 @@ An IPv6 address carrying an IPv4 one (mapped `::ffff:127.0.0.1`, NAT64 `64:ff9b:
 6to4 `2002::/16`, Teredo) is judged as that IPv4 address too.
 
 Three checks: `check_literal` when an endpoint or target is created (IP literals and
-`localhost` names only: a name may not resolve yet), `resolve_and_check` before a delivery,
-and `connect_judged` (outbound_http.py, the routing SFTP target) which resolves, judges and
-connects to the judged address itself, so that no second resolution (DNS rebinding) can
-slip another address in. A refusal is EndpointRefused, with a stable `code` for callers'
-records and security events.
+`localhost` names only: a name may not resolve yet), `resolve_host` before a transfer whose
+client resolves the name itself (the routing S3 target), and `connect_judged`
+(outbound_http.py: notify and the routing HTTP target; the routing SFTP target) which
+resolves, judges and connects to the judged address itself, so that no second resolution
+(DNS rebinding) can slip another address in. A refusal is EndpointRefused, with a stable
+`code` for callers' records and security events.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ Guarantees and choices:
 - Deliveries to different subscriptions run in parallel (AUXIP_NOTIFY_CONCURRENCY, 4), so
   one slow endpoint does not delay the others.
 - No POST to an address shared.adapters.endpoint_policy denies (loopback, link-local,
-  private, ...): the endpoint's host is resolved and judged before each attempt, and the
-  client (shared.adapters.outbound_http) connects only to addresses it judged itself, so a
-  DNS answer changed in between (rebinding) is refused too; a refused endpoint is recorded
+  private, ...): at each attempt the client (shared.adapters.outbound_http) resolves the
+  endpoint's host once, judges every address and connects only to those, so a DNS answer
+  changed in between (rebinding) cannot slip through; a refused endpoint is recorded
   `failed` once ("endpoint refused: <code>: <reason>") and not retried. Redirects are not
   followed: a 3xx is a failed attempt naming its Location.
 """
@@ -219,15 +219,16 @@ class _Deliverer:
                 self.sleep(self.settings.notify_backoff_s * 2 ** (number - 1))
                 if not _still_running(conn, sid):
                     return Delivery(sid, "stopped", made)
-            refused = self._refused(subscription["notification_endpoint"])
             when = datetime.now(UTC)
-            if refused is None:
-                try:
-                    status, error = _post(self.http, subscription["notification_endpoint"],
-                                          body(self.event, self.product, sid, when), auth,
-                                          self.settings.notify_timeout_s)
-                except endpoint_policy.EndpointRefused as at_connect:
-                    refused = at_connect  # the name resolved elsewhere this time
+            refused: endpoint_policy.EndpointRefused | None = None
+            try:
+                # The client resolves the name and judges every address as it connects
+                # (outbound_http), each attempt afresh: no separate look-up before it.
+                status, error = _post(self.http, subscription["notification_endpoint"],
+                                      body(self.event, self.product, sid, when), auth,
+                                      self.settings.notify_timeout_s)
+            except endpoint_policy.EndpointRefused as at_connect:
+                refused = at_connect
             if refused is not None:
                 # Not retried: the address is the subscriber's choice, not a passing fault.
                 log.warning("subscription %s: product %s not sent, endpoint refused: %s",
@@ -261,19 +262,6 @@ class _Deliverer:
         log.warning("subscription %s: product %s not delivered to its endpoint after %d"
                     " attempt(s)", sid, pid, made)
         return Delivery(sid, "failed", made)
-
-    def _refused(self, url: str) -> endpoint_policy.EndpointRefused | None:
-        """Why the endpoint must not be called now, or None. Checked before every attempt,
-        not once: a name that did not resolve at first, or resolves elsewhere after the
-        backoff, is judged again. The client judges the address it connects to once more
-        (outbound_http): a DNS answer changed in between is refused there."""
-        try:
-            endpoint_policy.resolve_and_check(url, self.policy)
-        except endpoint_policy.EndpointRefused as refused:
-            return refused
-        except (OSError, UnicodeError, ValueError):
-            return None  # does not resolve: httpx fails the same way, and that is retried
-        return None
 
 
 def _without_userinfo(url: str) -> str:
