@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from functools import cache
+from typing import TYPE_CHECKING
 
 import functions_framework
-import httpx
 from cloudevents.http import CloudEvent
 
 from events import envelope, types
@@ -18,6 +18,11 @@ from shared.adapters.catalogue.subscriptions import CREATED, DELETED
 from shared.adapters.runtime import check_environment, current
 from shared.adapters.telemetry.instrument import instrumented
 from shared.pipeline import notifications
+
+if TYPE_CHECKING:
+    # Imported at start, httpx would come before `shared`, which keeps httpx's command-line
+    # client out of every function (shared/__init__.py); notifications imports it after.
+    import httpx
 
 # At start: a missing AUXIP_* setting stops the process here, named, not at each event.
 check_environment()
