@@ -65,8 +65,11 @@ class Settings(BaseSettings):
     # Deliveries the Broker makes before dead-lettering (1 + delivery.retry): what the
     # deadletter function records when the event does not say (Knative's never does).
     dead_letter_attempts: int | None = None
-    # Archive objects whose bytes each scheduled scrub reads (the verify function).
-    verify_sample: int = 20
+    # The verify function's scrub, a slice a tick: at most this many of the catalogue's
+    # objects (one S3 listing page), from where the last tick stopped.
+    verify_budget: int = Field(default=1000, ge=1)
+    # Archive objects of the slice whose bytes each tick reads (a random sample).
+    verify_sample: int = 5
     # Fernet keys sealing subscription endpoint passwords (adapters/endpoint_secrets.py).
     secret_keys: SecretStr | None = None
 

@@ -296,9 +296,13 @@ class Listed:
     last_modified: datetime
 
 
-def list_listed(s3: Any, bucket: str, prefix: str = "") -> Iterator[Listed]:
-    """Every object under `prefix` with what the listing says of it, in key order."""
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+def list_listed(s3: Any, bucket: str, prefix: str = "", *, start_after: str = "",
+                page_size: int = 1000) -> Iterator[Listed]:
+    """Every object under `prefix` (and after the key `start_after`) with what the listing
+    says of it, in key order, `page_size` keys a request (S3's most: 1000)."""
+    extra = {"StartAfter": start_after} if start_after else {}
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}, **extra)
     for page in pages:
         for item in page.get("Contents", []):
             yield Listed(item["Key"], int(item["Size"]), _etag(item.get("ETag", "")),

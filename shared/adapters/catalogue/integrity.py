@@ -10,27 +10,35 @@ import psycopg
 from psycopg.rows import dict_row
 
 # Each product's objects in the archive bucket, in S3's listing order (bytes of the UTF-8
-# key: the "C" collation), so the listing and the catalogue are merged in one pass. The
-# served object is the distribution once packaged, else what was ingested; a plain EOF is
-# one object for both. Evicted products are listed too: their objects should be gone.
-_EXPECTED = """
-SELECT k.key COLLATE "C" AS key, k.served, p.id, p.logical_name, p.name, p.status, p.online,
-       p.content_length, p.checksums
-FROM products p
-CROSS JOIN LATERAL (VALUES
-    (p.distribution_key, true),
-    (p.archive_key, p.distribution_key IS NULL)) AS k (key, served)
-WHERE k.key IS NOT NULL AND NOT (NOT k.served AND k.key = p.distribution_key)
-ORDER BY 1
+# key: the "C" collation) after a key ('' for all), so the listing and the catalogue are
+# merged in one pass. The served object is the distribution once packaged, else what was
+# ingested; a plain EOF is one object for both. Evicted products are listed too: their
+# objects should be gone. Two index range scans merged (0010_scrub_progress.sql), so a
+# slice of a scrub reads its own rows, not the whole catalogue sorted.
+_COLUMNS = "p.id, p.logical_name, p.name, p.status, p.online, p.content_length, p.checksums"
+_EXPECTED = f"""
+SELECT * FROM (
+    (SELECT p.distribution_key COLLATE "C" AS key, true AS served, {_COLUMNS}
+     FROM products p WHERE p.distribution_key COLLATE "C" > %(after)s
+     ORDER BY 1 LIMIT %(limit)s)
+    UNION ALL
+    (SELECT p.archive_key COLLATE "C", p.distribution_key IS NULL, {_COLUMNS}
+     FROM products p WHERE p.archive_key COLLATE "C" > %(after)s
+         AND p.archive_key IS DISTINCT FROM p.distribution_key
+     ORDER BY 1 LIMIT %(limit)s)
+) AS expected
+ORDER BY key LIMIT %(limit)s
 """
 
 
-def expected_objects(conn: psycopg.Connection) -> Iterator[dict]:
-    """Every (key, product) the catalogue expects, streamed (a server-side cursor: the
-    catalogue may hold a million products). Needs a connection outside autocommit."""
+def expected_objects(conn: psycopg.Connection, *, after: str = "",
+                     limit: int | None = None) -> Iterator[dict]:
+    """The (key, product) pairs the catalogue expects with a key after `after`, the first
+    `limit` of them (None: all), streamed (a server-side cursor: the catalogue may hold a
+    million products). Needs a connection outside autocommit."""
     with conn.cursor("auxip_expected_objects", row_factory=dict_row) as cursor:
         cursor.itersize = 2000
-        cursor.execute(_EXPECTED)
+        cursor.execute(_EXPECTED, {"after": after, "limit": limit})
         yield from cursor
 
 
@@ -70,3 +78,18 @@ def mark_online(conn: psycopg.Connection, product_id: UUID) -> bool:
         "UPDATE products SET online = true, modification_date = now()"
         " WHERE id = %s AND status = 'published' AND NOT online RETURNING id",
         (product_id,)).fetchone() is not None
+
+
+def scrub_position(conn: psycopg.Connection) -> str:
+    """The key the scheduled scrub's next slice begins after ('' : a new pass)."""
+    row = conn.execute("SELECT after_key FROM scrub_progress").fetchone()
+    return str(row[0]) if row else ""
+
+
+def save_scrub_position(conn: psycopg.Connection, after: str) -> None:
+    """Where the next slice begins: after `after`, or a new pass when it is ''."""
+    conn.execute(
+        "INSERT INTO scrub_progress (after_key, pass_started) VALUES (%(after)s, now())"
+        " ON CONFLICT (id) DO UPDATE SET after_key = %(after)s, updated_at = now(),"
+        " pass_started = CASE WHEN scrub_progress.after_key = '' THEN now()"
+        " ELSE scrub_progress.pass_started END", {"after": after})

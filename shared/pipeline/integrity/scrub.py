@@ -15,6 +15,15 @@ Nothing is reported on the first sight alone: each finding is checked again agai
 fresh catalogue row and the object itself, and objects younger than `grace_s` are not
 orphans yet (ingest copies into the archive before it commits the product's row), so a
 scrub running beside ingestion and eviction reports only what stays wrong.
+
+`scrub` compares the whole key space (`auxip products verify`), or one slice of it: the
+keys after `after`, up to `budget` of the catalogue's objects. `scrub_next` is the
+scheduled one (the verify function): each tick the next slice, from where the last one
+stopped (kept in the catalogue), so a tick's time and memory stay bounded whatever the
+catalogue's size, a tick cut short costs only its slice, and every key is checked once a
+pass. A slice ends just before a catalogue key, so a SAFE folder (its objects sort between
+its prefix and the next key) is never split from its objects, and an object no product of
+the slice claims is an orphan of the whole catalogue.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import takewhile
 from typing import Any
 from uuid import UUID
 
@@ -66,6 +76,8 @@ class Report:
     bytes_read: int = 0
     objects_read: int = 0
     seconds: float = 0.0
+    after: str = ""  # the slice began after this key ('' : at the first)
+    resume_after: str = ""  # where the next slice begins; '' : this one reached the end
 
     def of_kind(self, kind: str) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]
@@ -93,11 +105,25 @@ class _Expected:
         return self.key.endswith("/")
 
 
+def scrub_next(rt: Runtime, *, budget: int, sample: int = DEFAULT_SAMPLE,
+               grace_s: float = DEFAULT_GRACE_S, rng: random.Random | None = None) -> Report:
+    """The next slice of at most `budget` catalogue objects, from where the last slice
+    stopped; then the position moves on (a slice that fails leaves it: checked again)."""
+    with rt.pool.connection() as conn:
+        after = integrity.scrub_position(conn)
+    report = scrub(rt, after=after, budget=budget, sample=sample, grace_s=grace_s, rng=rng)
+    with rt.pool.connection() as conn:
+        integrity.save_scrub_position(conn, report.resume_after)
+    return report
+
+
 def scrub(rt: Runtime, *, full: bool = False, sample: int = DEFAULT_SAMPLE,
-          grace_s: float = DEFAULT_GRACE_S, rng: random.Random | None = None) -> Report:
-    """Compare the whole catalogue with the whole archive bucket (see the module's doc)."""
+          grace_s: float = DEFAULT_GRACE_S, rng: random.Random | None = None,
+          after: str = "", budget: int | None = None) -> Report:
+    """Compare the catalogue with the archive bucket, all of both or the slice after the
+    key `after` of at most `budget` catalogue objects (see the module's doc)."""
     began = time.monotonic()
-    report = Report()
+    report = Report(after=after)
     cutoff = datetime.now(UTC) - timedelta(seconds=grace_s)
     candidates: list[Finding] = []
     suspects: list[tuple[dict[str, Any], str]] = []  # (row, key): read whatever the sample
@@ -106,11 +132,22 @@ def scrub(rt: Runtime, *, full: bool = False, sample: int = DEFAULT_SAMPLE,
     pick = rng or random.Random()
     bucket = rt.settings.archive_bucket
     ids: set[UUID] = set()
+    last = after
 
     with psycopg.connect(rt.settings.database_url) as conn:  # a snapshot, streamed
-        expected = (_Expected(row) for row in integrity.expected_objects(conn))
-        listed = storage.list_listed(rt.s3, bucket)
+        if budget is None:
+            rows: Iterator[dict[str, Any]] | list[dict[str, Any]] = integrity.expected_objects(
+                conn, after=after)
+            stop = None
+        else:
+            rows, stop = _slice(conn, after, budget)
+        expected = (_Expected(row) for row in rows)
+        listed = storage.list_listed(rt.s3, bucket, start_after=after,
+                                     page_size=min(1000, max(1, budget or 1000)))
+        if stop is not None:
+            listed = takewhile(lambda obj: obj.key < stop, listed)  # the next slice's
         for entry, obj in _merge(expected, listed):
+            last = max(last, entry.key if entry else "", obj.key if obj else "")
             if obj is not None:
                 report.objects += 1
             if entry is None:
@@ -146,6 +183,7 @@ def scrub(rt: Runtime, *, full: bool = False, sample: int = DEFAULT_SAMPLE,
                 elif (slot := pick.randrange(seen_served)) < sample:
                     chosen[slot] = (row, obj.key)
     report.products = len(ids)
+    report.resume_after = "" if stop is None else last
 
     for row, key in [*suspects, *chosen]:
         _check_bytes(rt, report, row, key, candidates)
@@ -166,6 +204,23 @@ def scrub(rt: Runtime, *, full: bool = False, sample: int = DEFAULT_SAMPLE,
                   else "")
     report.seconds = time.monotonic() - began
     return report
+
+
+def _slice(conn: psycopg.Connection, after: str, budget: int
+           ) -> tuple[list[dict[str, Any]], str | None]:
+    """The catalogue's first `budget` objects after `after`, and the key the slice stops
+    before: the next one (None: the rows ran out, the slice goes to the end). Rows naming
+    one key stay in one slice, however many there are."""
+    limit = budget + 1
+    while True:
+        rows = list(integrity.expected_objects(conn, after=after, limit=limit))
+        if len(rows) < limit:
+            return rows, None
+        stop = str(rows[-1]["key"])
+        kept = [row for row in rows if row["key"] < stop]
+        if kept:
+            return kept, stop
+        limit *= 2  # all of them one key (a damaged catalogue): take more
 
 
 def _merge(expected: Iterator[_Expected], listed: Iterator[storage.Listed]

@@ -122,3 +122,34 @@ def test_an_evicted_products_deleted_bytes_are_not_missing(rt: Runtime, inbox: I
         conn.execute("UPDATE products SET status = 'evicted', online = false WHERE id = %s",
                      (row["id"],))
     assert scrub.scrub(rt, sample=0, grace_s=0).findings == []
+
+
+def test_slices_of_a_pass_find_what_one_whole_scrub_finds_each_key_once(
+        rt: Runtime, inbox: Inbox) -> None:
+    """The verify function's scrub: a slice a tick, from where the last one stopped."""
+    orbits, folder = _products(rt, inbox, orbits=5)
+    bucket = rt.settings.archive_bucket
+    deleted, changed = product(rt, orbits[0]), product(rt, orbits[3])
+    storage.delete(rt.s3, bucket, deleted["archive_key"])
+    body = bytearray(storage.get_bytes(rt.s3, bucket, changed["archive_key"]))
+    body[100] ^= 0x01
+    storage.put_bytes(rt.s3, bucket, changed["archive_key"], bytes(body))
+    storage.delete(rt.s3, bucket, product(rt, folder)["distribution_key"])
+    storage.put_bytes(rt.s3, bucket, "ingested/AUX_RESORB/stray.EOF", b"nobody's")
+    whole = scrub.scrub(rt, sample=0, grace_s=0)
+    assert {kind for kind, _ in _found(whole)} == {MISSING, CHECKSUM, ORPHAN}
+
+    slices = [scrub.scrub_next(rt, budget=2, sample=0, grace_s=0)]
+    while slices[-1].resume_after:
+        assert len(slices) < 20, "the slices do not reach the end"
+        slices.append(scrub.scrub_next(rt, budget=2, sample=0, grace_s=0))
+        assert slices[-1].after == slices[-2].resume_after  # on from where it stopped
+    assert len(slices) >= 3
+    assert slices[0].after == ""
+    # Every object listed once (a SAFE folder's objects never split from their product:
+    # none of them an orphan), every disagreement found, each by one slice.
+    assert sum(s.objects for s in slices) == whole.objects
+    found = [(f.kind, f.key) for s in slices for f in s.findings]
+    assert sorted(found) == sorted(_found(whole))
+    # The pass is complete: the next tick begins the next one at the first key.
+    assert scrub.scrub_next(rt, budget=2, sample=0, grace_s=0).after == ""
