@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
@@ -157,8 +158,18 @@ def _transport(broker_url: str) -> httpx.BaseTransport:
     per-request work (URL merging, cookies, auth, hooks) costs more CPU than the POST to a
     broker on the same network; the proxy the environment names for that URL is kept."""
     proxy = _environment_proxy(broker_url)
-    return httpx.HTTPTransport(proxy=proxy, limits=httpx.Limits(
+    return httpx.HTTPTransport(proxy=proxy, verify=_tls(broker_url, proxy), limits=httpx.Limits(
         max_connections=32, max_keepalive_connections=16))
+
+
+def _tls(broker_url: str, proxy: str | None) -> ssl.SSLContext | bool:
+    """True (httpx's default: the CA bundle) when a TLS connection may be made. Knative's
+    broker ingress is plain HTTP in the cluster: no TLS then, and a context without a CA
+    (any TLS handshake fails: fail closed) spares each function's first event loading the
+    bundle, ~45 ms of CPU and 0.5 MB."""
+    if any(urlsplit(url).scheme != "http" for url in (broker_url, proxy) if url):
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _environment_proxy(url: str) -> str | None:
