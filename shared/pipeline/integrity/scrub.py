@@ -32,7 +32,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import takewhile
@@ -135,10 +135,9 @@ def scrub(rt: Runtime, *, full: bool = False, sample: int = DEFAULT_SAMPLE,
     last = after
 
     with psycopg.connect(rt.settings.database_url) as conn:  # a snapshot, streamed
+        rows: Iterable[dict[str, Any]]
         if budget is None:
-            rows: Iterator[dict[str, Any]] | list[dict[str, Any]] = integrity.expected_objects(
-                conn, after=after)
-            stop = None
+            rows, stop = integrity.expected_objects(conn, after=after), None
         else:
             rows, stop = _slice(conn, after, budget)
         expected = (_Expected(row) for row in rows)
