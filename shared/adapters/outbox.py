@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from urllib.parse import urlsplit
@@ -44,6 +44,26 @@ def record(conn: psycopg.Connection, event: CloudEvent) -> bool:
     return row is not None
 
 
+def record_all(conn: psycopg.Connection, events: Sequence[CloudEvent]) -> set[str]:
+    """Journal `events` in the caller's transaction with one statement; the ids that were
+    not journalled already."""
+    if not events:
+        return set()
+    params: list[object] = []
+    for event in events:
+        attrs = event.get_attributes()
+        extensions = {k: v for k, v in attrs.items() if k not in _CORE}
+        params += [attrs["id"], attrs["type"], attrs["source"], attrs.get("subject"),
+                   attrs.get("time") or datetime.now(UTC).isoformat(),
+                   json.dumps(event.data), json.dumps(extensions)]
+    rows = conn.execute(
+        "INSERT INTO event_journal (id, type, source, subject, time, data, extensions)"
+        " VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+        + " ON CONFLICT (id) DO NOTHING RETURNING id", params,
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def event_from_row(row: dict) -> CloudEvent:
     attributes = {
         "id": row["id"], "type": row["type"], "source": row["source"],
@@ -74,12 +94,15 @@ def send_recorded(conn: psycopg.Connection, broker_url: str | None,
     """Send events this step has just journalled (`record` said True) and committed, as
     they are in memory: the same event `send` would rebuild from the journal row, without
     reading the row back. Returns how many the broker accepted."""
-    sent = 0
+    sent: list[str] = []
     for event in events if broker_url else ():
         error = _post(broker_url, event)  # type: ignore[arg-type]
-        _mark(conn, event["id"], error)
-        sent += error is None
-    return sent
+        if error is None:
+            sent.append(event["id"])
+        else:
+            _mark(conn, event["id"], error)
+    _mark_sent(conn, sent)
+    return len(sent)
 
 
 def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
@@ -111,10 +134,19 @@ def post_rows(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> li
             error: str | None = f"cannot build the event: {type(failure).__name__}: {failure}"
         else:
             error = _post(broker_url, event)
-        _mark(conn, row["id"], error)
         if error is None:
             sent.append(row["id"])
+        else:
+            _mark(conn, row["id"], error)
+    _mark_sent(conn, sent)
     return sent
+
+
+def _mark_sent(conn: psycopg.Connection, event_ids: list[str]) -> None:
+    """Record that the broker took these events: one statement for all of a step's."""
+    if event_ids:
+        conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
+                     " send_attempts = send_attempts + 1 WHERE id = ANY(%s)", (event_ids,))
 
 
 def _mark(conn: psycopg.Connection, event_id: str, error: str | None) -> None:

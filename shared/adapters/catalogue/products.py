@@ -12,6 +12,15 @@ from psycopg.rows import dict_row
 
 
 @dataclass(frozen=True)
+class Packaging:
+    """The distribution form of a product served as it arrived, known when it is ingested."""
+
+    name: str
+    distribution_key: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class NewProduct:
     id: UUID
     logical_name: str
@@ -27,6 +36,7 @@ class NewProduct:
     origin_date: datetime
     attributes: dict[str, object]
     ingestion_date: datetime | None = None  # None: the database's now()
+    packaged: Packaging | None = None  # inserted 'packaged' when set, else 'ingested'
 
 
 def find_by_logical_name(conn: psycopg.Connection, logical_name: str) -> dict | None:
@@ -43,17 +53,22 @@ def get(conn: psycopg.Connection, product_id: UUID) -> dict | None:
 
 def insert_ingested(conn: psycopg.Connection, p: NewProduct) -> bool:
     """False when a product of that logical name exists already (a concurrent ingest)."""
+    packaged = p.packaged
     row = conn.execute(
         "INSERT INTO products (id, logical_name, product_type, platform_serial, fingerprint,"
         " layout, archive_key, content_length, checksums, content_start, content_end,"
-        " origin_date, attributes, ingestion_date, modification_date)"
+        " origin_date, attributes, ingestion_date, modification_date, status, name,"
+        " distribution_key, content_type)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " coalesce(%s, now()), coalesce(%s, now()))"
+        " coalesce(%s, now()), coalesce(%s, now()), %s, %s, %s,"
+        " coalesce(%s, 'application/octet-stream'))"
         " ON CONFLICT (logical_name) DO NOTHING RETURNING id",
         (p.id, p.logical_name, p.product_type, p.platform_serial, p.fingerprint, p.layout,
          p.archive_key, p.content_length, json.dumps(p.checksums), p.content_start,
          p.content_end, p.origin_date, json.dumps(p.attributes), p.ingestion_date,
-         p.ingestion_date),
+         p.ingestion_date, "packaged" if packaged else "ingested",
+         packaged and packaged.name, packaged and packaged.distribution_key,
+         packaged and packaged.content_type),
     ).fetchone()
     return row is not None
 

@@ -172,6 +172,11 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     meta = inspected.metadata
     stored_attributes = attributes.to_stored(meta.attributes)
     sums = inspected.checksums
+    # Served as it arrived (an EOF kept as .EOF), a product needs no object built: it is
+    # packaged here, in the transaction that catalogues it, and package is not called.
+    served = packaging.as_arrived(name, inspected.layout, archive_key, sums,
+                                  s.eof_distribution)
+    trace = current_trace_extensions()
     event = envelope.build(
         types.PRODUCT_INGESTED,
         ProductIngested(
@@ -185,8 +190,12 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
             attributes=stored_attributes, arrived_at=arrived.arrived_at, ingested_at=now),
         source=f"{s.event_source}/ingest", subject=name.logical_name,
         event_id=str(uuid.uuid5(_IDS, f"ingested:{product_id}")),
-        extensions=current_trace_extensions(),
+        extensions={**trace, envelope.PACKAGED: "true"} if served else trace,
     )
+    events = [event]
+    if served:
+        events.append(packaging.packaged_event(s.event_source, product_id, name.product_type,
+                                               s.archive_bucket, served, now))
     with conn.transaction():
         inserted = products.insert_ingested(conn, products.NewProduct(
             id=product_id, logical_name=name.logical_name, product_type=name.product_type,
@@ -195,16 +204,20 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
             content_length=sums.size, checksums=sums.as_odata(now),
             content_start=meta.validity_start, content_end=meta.validity_stop,
             origin_date=arrived.arrived_at, attributes=stored_attributes,
-            ingestion_date=now))
+            ingestion_date=now,
+            packaged=products.Packaging(name=served.name, distribution_key=served.key,
+                                        content_type=served.content_type)
+            if served else None))
         if inserted:
-            outbox.record(conn, event)
+            outbox.record_all(conn, events)
         if arrival.is_folder:
             folders.forget(conn, arrival.bucket, arrival.folder_prefix or "")
     _clear_inbox(rt, conn, arrival, inspected.objects)
     if not inserted:
         return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
-    outbox.send_recorded(conn, s.broker_url, [event])
-    return Result(Outcome.INGESTED, name.name, str(product_id), (event["id"],))
+    outbox.send_recorded(conn, s.broker_url, events)
+    return Result(Outcome.INGESTED, name.name, str(product_id),
+                  tuple(e["id"] for e in events))
 
 
 def _archive_objects(rt: Runtime, arrival: Arrival, inspected: Inspected) -> str:
