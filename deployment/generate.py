@@ -114,7 +114,8 @@ def trigger_name(service_name: str, event_type: str) -> str:
 def trigger(service_name: str, subscription: spec_module.Subscription) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "broker": BROKER,
-        "filters": [{"exact": {"type": subscription.type}}, *subscription.filters],
+        "filters": [{"exact": {"type": subscription.type}},
+                    *(dict(f) for f in subscription.filters)],
         "subscriber": {"ref": {"apiVersion": SERVING, "kind": "Service", "name": service_name}},
     }
     if subscription.delivery:

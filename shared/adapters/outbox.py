@@ -32,36 +32,59 @@ _CORE = {"id", "type", "source", "subject", "time", "specversion", "datacontentt
 
 def record(conn: psycopg.Connection, event: CloudEvent) -> bool:
     """Journal `event` in the caller's transaction; False if that id is journalled already."""
-    attrs = event.get_attributes()
-    extensions = {k: v for k, v in attrs.items() if k not in _CORE}
-    row = conn.execute(
-        "INSERT INTO event_journal (id, type, source, subject, time, data, extensions)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
-        (attrs["id"], attrs["type"], attrs["source"], attrs.get("subject"),
-         attrs.get("time") or datetime.now(UTC).isoformat(),
-         json.dumps(event.data), json.dumps(extensions)),
-    ).fetchone()
-    return row is not None
+    return event["id"] in record_all(conn, [event])
 
 
 def record_all(conn: psycopg.Connection, events: Sequence[CloudEvent]) -> set[str]:
-    """Journal `events` in the caller's transaction with one statement; the ids that were
-    not journalled already."""
-    if not events:
+    """Journal `events` with one statement (atomic by itself, or part of the caller's
+    transaction); the ids that were not journalled already."""
+    values, params = _journal_values(events)
+    if not params:
         return set()
+    rows = conn.execute(
+        f"INSERT INTO event_journal ({_COLUMNS}) {values}"  # nosec B608  # placeholders only
+        " ON CONFLICT (id) DO NOTHING RETURNING id", params,
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def record_with(conn: psycopg.Connection, change: str, change_params: Sequence[object],
+                events: Sequence[CloudEvent]) -> set[str] | None:
+    """Run `change` (an INSERT or UPDATE ... RETURNING) and journal `events` only if it
+    returned a row, in one statement: atomic without a transaction around it (a BEGIN,
+    a COMMIT and a round trip fewer than `record` in a transaction). None when `change`
+    returned nothing, else the ids journalled for the first time."""
+    values, params = _journal_values(events)
+    row = conn.execute(
+        f"WITH changed AS ({change}), journalled AS ("  # nosec B608  # our statements only
+        f" INSERT INTO event_journal ({_COLUMNS}) {values}"
+        " AND EXISTS (SELECT 1 FROM changed) ON CONFLICT (id) DO NOTHING RETURNING id)"
+        " SELECT EXISTS (SELECT 1 FROM changed), ARRAY(SELECT id FROM journalled)",
+        [*change_params, *params],
+    ).fetchone()
+    assert row is not None
+    return set(row[1]) if row[0] else None
+
+
+_COLUMNS = "id, type, source, subject, time, data, extensions"
+
+
+def _journal_values(events: Sequence[CloudEvent]) -> tuple[str, list[object]]:
+    """`SELECT ... WHERE true` over the journal rows of `events` (each id once), and its
+    parameters: a SELECT rather than VALUES, so that a caller may add a condition."""
+    unique = list({event["id"]: event for event in events}.values())
+    if not unique:
+        return ("SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz,"
+                " NULL::jsonb, NULL::jsonb WHERE false", [])
     params: list[object] = []
-    for event in events:
+    for event in unique:
         attrs = event.get_attributes()
         extensions = {k: v for k, v in attrs.items() if k not in _CORE}
         params += [attrs["id"], attrs["type"], attrs["source"], attrs.get("subject"),
                    attrs.get("time") or datetime.now(UTC).isoformat(),
                    json.dumps(event.data), json.dumps(extensions)]
-    rows = conn.execute(
-        "INSERT INTO event_journal (id, type, source, subject, time, data, extensions)"
-        " VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
-        + " ON CONFLICT (id) DO NOTHING RETURNING id", params,
-    ).fetchall()
-    return {row[0] for row in rows}
+    rows = ", ".join(["(%s, %s, %s, %s, %s::timestamptz, %s::jsonb, %s::jsonb)"] * len(unique))
+    return (f"SELECT * FROM (VALUES {rows}) AS v({_COLUMNS}) WHERE true", params)
 
 
 def event_from_row(row: dict) -> CloudEvent:

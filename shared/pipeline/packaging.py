@@ -67,12 +67,13 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
     event = packaged_event(s.event_source, row["id"], row["product_type"], s.archive_bucket,
                            packaged, now)
     with rt.pool.connection() as conn:
-        with conn.transaction():
-            done = products.mark_packaged(
-                conn, row["id"], name=packaged.name, distribution_key=packaged.key,
-                content_type=packaged.content_type, content_length=packaged.checksums.size,
-                checksums=packaged.checksums.as_odata(now), packaged_at=now)
-            fresh = done and outbox.record(conn, event)
+        # The row's change and its event in one statement, atomic by itself.
+        journalled = outbox.record_with(conn, *products.mark_packaged_statement(
+            row["id"], name=packaged.name, distribution_key=packaged.key,
+            content_type=packaged.content_type, content_length=packaged.checksums.size,
+            checksums=packaged.checksums.as_odata(now), packaged_at=now), [event])
+        done = journalled is not None
+        fresh = done and event["id"] in journalled  # type: ignore[operator]
         if fresh:
             outbox.send_recorded(conn, s.broker_url, [event])
         elif done:  # journalled before (a replay): sent unless its row says it was not

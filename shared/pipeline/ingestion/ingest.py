@@ -18,7 +18,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -196,20 +196,20 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     if served:
         events.append(packaging.packaged_event(s.event_source, product_id, name.product_type,
                                                s.archive_bucket, served, now))
-    with conn.transaction():
-        inserted = products.insert_ingested(conn, products.NewProduct(
-            id=product_id, logical_name=name.logical_name, product_type=name.product_type,
-            platform_serial=name.unit, fingerprint=inspected.fingerprint,
-            layout=inspected.layout, archive_key=archive_key,
-            content_length=sums.size, checksums=sums.as_odata(now),
-            content_start=meta.validity_start, content_end=meta.validity_stop,
-            origin_date=arrived.arrived_at, attributes=stored_attributes,
-            ingestion_date=now,
-            packaged=products.Packaging(name=served.name, distribution_key=served.key,
-                                        content_type=served.content_type)
-            if served else None))
-        if inserted:
-            outbox.record_all(conn, events)
+    row = products.NewProduct(
+        id=product_id, logical_name=name.logical_name, product_type=name.product_type,
+        platform_serial=name.unit, fingerprint=inspected.fingerprint,
+        layout=inspected.layout, archive_key=archive_key,
+        content_length=sums.size, checksums=sums.as_odata(now),
+        content_start=meta.validity_start, content_end=meta.validity_stop,
+        origin_date=arrived.arrived_at, attributes=stored_attributes, ingestion_date=now,
+        packaged=products.Packaging(name=served.name, distribution_key=served.key,
+                                    content_type=served.content_type) if served else None)
+    # The row and its events in one statement, atomic by itself; a folder's pending
+    # record goes in the same transaction.
+    with conn.transaction() if arrival.is_folder else nullcontext():
+        inserted = outbox.record_with(conn, *products.insert_ingested_statement(row),
+                                      events) is not None
         if arrival.is_folder:
             folders.forget(conn, arrival.bucket, arrival.folder_prefix or "")
     _clear_inbox(rt, conn, arrival, inspected.objects)
