@@ -64,8 +64,8 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
     name = naming.parse(_arrived_name(row), naming.load_type_table(s.extra_product_types))
     packaged = _build(rt, row, name)
     now = datetime.now(UTC)
-    event = packaged_event(s.event_source, row["id"], row["product_type"], s.archive_bucket,
-                           packaged, now)
+    event = packaged_event(f"{s.event_source}/package", row["id"], row["product_type"],
+                           s.archive_bucket, packaged, now)
     with rt.pool.connection() as conn:
         # The row's change and its event in one statement, atomic by itself.
         journalled = outbox.record_with(conn, *products.mark_packaged_statement(
@@ -91,10 +91,10 @@ def as_arrived(name: naming.ProductName, layout: str, archive_key: str, sums: Ch
     return Packaged(target_name, archive_key, _content_type(target_name), sums)
 
 
-def packaged_event(event_source: str, product_id: uuid.UUID, product_type: str,
+def packaged_event(source: str, product_id: uuid.UUID, product_type: str,
                    archive_bucket: str, packaged: Packaged, now: datetime) -> CloudEvent:
-    """`product.packaged`, with the one id a product's packaging has wherever it is made
-    (package, or ingest for a product served as it arrived)."""
+    """`product.packaged` from `source` (package, or ingest for a product served as it
+    arrived), with the one id a product's packaging has wherever it is made."""
     return envelope.build(
         types.PRODUCT_PACKAGED,
         ProductPackaged(
@@ -104,7 +104,7 @@ def packaged_event(event_source: str, product_id: uuid.UUID, product_type: str,
             checksums=[Checksum(algorithm=c["Algorithm"], value=c["Value"])
                        for c in packaged.checksums.as_odata(now)],
             packaged_at=now),
-        source=f"{event_source}/package", subject=packaged.name,
+        source=source, subject=packaged.name,
         event_id=str(uuid.uuid5(_IDS, f"packaged:{product_id}")),
         extensions=current_trace_extensions(),
     )

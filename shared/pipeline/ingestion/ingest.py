@@ -194,8 +194,9 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     )
     events = [event]
     if served:
-        events.append(packaging.packaged_event(s.event_source, product_id, name.product_type,
-                                               s.archive_bucket, served, now))
+        events.append(packaging.packaged_event(f"{s.event_source}/ingest", product_id,
+                                               name.product_type, s.archive_bucket, served,
+                                               now))
     row = products.NewProduct(
         id=product_id, logical_name=name.logical_name, product_type=name.product_type,
         platform_serial=name.unit, fingerprint=inspected.fingerprint,

@@ -55,6 +55,7 @@ def test_real_orbit_file_is_ingested_archived_packaged_and_announced(rt: Runtime
     # Said on the event, so the package Trigger leaves it out (knative/functions.yaml).
     assert ingested["extensions"]["auxippackaged"] == "true"
     assert "auxippackaged" not in packaged["extensions"]
+    assert packaged["source"].endswith("/ingest")  # its producer
     assert result.event_ids == (ingested["id"], packaged["id"])
 
 
