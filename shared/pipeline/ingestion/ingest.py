@@ -130,7 +130,8 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             return _reject_arrival(rt, conn, arrival, arrived, refused.reason, refused.detail,
                                    None, event_id)
 
-    existing = products.find_by_logical_name(conn, name.logical_name)
+    product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
+    existing, in_journal = restore.catalogued(conn, name.logical_name, product_id)
     if existing is not None:
         if existing["fingerprint"] == inspected.fingerprint and existing["status"] == "evicted":
             # Its retention ended and its bytes are gone: dropping it as a duplicate would
@@ -149,16 +150,16 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             f"{name.logical_name} is catalogued with other content (fingerprint "
             f"{existing['fingerprint']}, this one {inspected.fingerprint})",
             inspected.fingerprint, event_id)
-    return _accept(rt, conn, arrival, arrived, inspected, event_id)
+    return _accept(rt, conn, arrival, arrived, inspected, event_id, product_id, in_journal)
 
 
 def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: FileArrived,
-            inspected: Inspected, event_id: str) -> Result:
+            inspected: Inspected, event_id: str, product_id: uuid.UUID,
+            in_journal: bool) -> Result:
     name = inspected.name
     s = rt.settings
-    product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
     restored = False
-    if restore.journalled(conn, product_id):  # rare: read first, a transaction only then
+    if in_journal:  # rare: a transaction only then
         with conn.transaction():
             restored = restore.restore(conn, product_id)
     if restored:  # the catalogue lost a row the journal holds: the same bytes came again

@@ -310,3 +310,18 @@ def test_objects_whose_notification_was_lost_are_announced_once(rt: Runtime, inb
     assert event["data"]["key"] == RESORB and event["data"]["size"] == len(body)
     arrived = FileArrived.model_validate(event["data"])
     assert ingest(rt, arrived, event["id"]).outcome is Outcome.INGESTED
+
+
+def test_a_row_the_catalogue_lost_comes_back_from_the_journal_when_the_file_does(
+        rt: Runtime, inbox: Inbox) -> None:
+    body = (REAL / RESORB).read_bytes()
+    assert ingest(rt, inbox.put(RESORB, body), "ev-1").outcome is Outcome.INGESTED
+    [before] = rows(rt, "SELECT * FROM products")
+    journal = rows(rt, "SELECT id FROM event_journal ORDER BY id")
+    rows(rt, "DELETE FROM products RETURNING id")
+    again = ingest(rt, inbox.put(RESORB, body), "ev-2")
+    assert again.outcome is Outcome.DUPLICATE and "restored from the journal" in again.detail
+    [after] = rows(rt, "SELECT * FROM products")
+    assert after == before  # packaged by ingest, as the journal says
+    assert rows(rt, "SELECT id FROM event_journal ORDER BY id") == journal
+    assert inbox.keys() == []
