@@ -15,6 +15,7 @@ from deployment import spec as spec_module
 from deployment.paths import Tree, function_source
 from deployment.yamldocs import dump_all
 from events import types
+from events.envelope import PACKAGED
 from events.registry import DATA_MODELS
 from functions import FUNCTIONS
 from shared.adapters.telemetry import metrics
@@ -113,7 +114,8 @@ def trigger_name(service_name: str, event_type: str) -> str:
 def trigger(service_name: str, subscription: spec_module.Subscription) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "broker": BROKER,
-        "filters": [{"exact": {"type": subscription.type}}],
+        "filters": [{"exact": {"type": subscription.type}},
+                    *(dict(f) for f in subscription.filters)],
         "subscriber": {"ref": {"apiVersion": SERVING, "kind": "Service", "name": service_name}},
     }
     if subscription.delivery:
@@ -157,6 +159,8 @@ def event_type(name: str) -> dict[str, Any]:
         {"name": "subject", "required": False},
         {"name": "traceparent", "required": False},
     ]
+    if name == types.PRODUCT_INGESTED:
+        attributes.append({"name": PACKAGED, "required": False, "value": "true"})
     return {
         "apiVersion": EVENT_TYPES_API,
         "kind": "EventType",

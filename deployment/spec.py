@@ -34,6 +34,8 @@ class Subscription(BaseModel):
     type: str
     # Overrides the Broker's delivery for this Trigger only (Knative `delivery` block).
     delivery: dict[str, Any] | None = None
+    # More Knative `spec.filters` entries, all of which must match besides the type's.
+    filters: tuple[dict[str, Any], ...] = ()
 
 
 class Schedule(BaseModel):

@@ -19,6 +19,10 @@ M = TypeVar("M", bound=EventData)
 
 # Extensions auxip carries on every event it emits (lower-case alphanumerics only, per spec).
 TRACEPARENT = "traceparent"
+# On `product.ingested` only: "true" when ingest served the product as it arrived (an EOF
+# kept as .EOF) and journalled its `product.packaged` in the same transaction, so there is
+# nothing left to package; package's Trigger leaves such events out (knative/functions.yaml).
+PACKAGED = "auxippackaged"
 
 
 def build(

@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 from devstack.router.topology import Subscription
 from devstack.router.wire import Event
 from shared.adapters.catalogue.dead_letters import ATTEMPTS as ATTEMPTS_EXTENSION
+from shared.adapters.db_sessions import check_session
 
 APPLICATION_PREFIX = "auxip-router/"
 CHANNEL = "auxip_router"
@@ -395,5 +396,5 @@ def open_pool(database_url: str, instance: str, size: int) -> ConnectionPool:
         kwargs={"autocommit": True, "application_name": application_name(instance)},
         open=True,
         name="auxip-router",
-        check=ConnectionPool.check_connection,  # sessions that died since their last use
+        check=check_session,  # sessions that died since their last use
     )

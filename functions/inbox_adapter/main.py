@@ -49,8 +49,9 @@ def handle(request: flask.Request) -> flask.Response:
         for obj in created
     ]
     with rt.pool.connection() as conn:
-        with conn.transaction():
-            fresh = [event for event in events if outbox.record(conn, event)]
+        # One INSERT for all: atomic on its own, no transaction around it.
+        journalled = outbox.record_all(conn, events)
+        fresh = list({e["id"]: e for e in events if e["id"] in journalled}.values())
         outbox.send_recorded(conn, rt.settings.broker_url, fresh)
     metrics.files_arrived(len(fresh))
     return _answer(200, "accepted", f"{len(events)} object(s), {len(fresh)} new")

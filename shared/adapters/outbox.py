@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from urllib.parse import urlsplit
@@ -33,16 +33,59 @@ _CORE = {"id", "type", "source", "subject", "time", "specversion", "datacontentt
 
 def record(conn: psycopg.Connection, event: CloudEvent) -> bool:
     """Journal `event` in the caller's transaction; False if that id is journalled already."""
-    attrs = event.get_attributes()
-    extensions = {k: v for k, v in attrs.items() if k not in _CORE}
+    return event["id"] in record_all(conn, [event])
+
+
+def record_all(conn: psycopg.Connection, events: Sequence[CloudEvent]) -> set[str]:
+    """Journal `events` with one statement (atomic by itself, or part of the caller's
+    transaction); the ids that were not journalled already."""
+    values, params = _journal_values(events)
+    if not params:
+        return set()
+    rows = conn.execute(
+        f"INSERT INTO event_journal ({_COLUMNS}) {values}"  # nosec B608  # placeholders only
+        " ON CONFLICT (id) DO NOTHING RETURNING id", params,
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def record_with(conn: psycopg.Connection, change: str, change_params: Sequence[object],
+                events: Sequence[CloudEvent]) -> set[str] | None:
+    """Run `change` (an INSERT or UPDATE ... RETURNING) and journal `events` only if it
+    returned a row, in one statement: atomic without a transaction around it (a BEGIN,
+    a COMMIT and a round trip fewer than `record` in a transaction). None when `change`
+    returned nothing, else the ids journalled for the first time."""
+    values, params = _journal_values(events)
     row = conn.execute(
-        "INSERT INTO event_journal (id, type, source, subject, time, data, extensions)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
-        (attrs["id"], attrs["type"], attrs["source"], attrs.get("subject"),
-         attrs.get("time") or datetime.now(UTC).isoformat(),
-         json.dumps(event.data), json.dumps(extensions)),
+        f"WITH changed AS ({change}), journalled AS ("  # nosec B608  # our statements only
+        f" INSERT INTO event_journal ({_COLUMNS}) {values}"
+        " AND EXISTS (SELECT 1 FROM changed) ON CONFLICT (id) DO NOTHING RETURNING id)"
+        " SELECT EXISTS (SELECT 1 FROM changed), ARRAY(SELECT id FROM journalled)",
+        [*change_params, *params],
     ).fetchone()
-    return row is not None
+    assert row is not None
+    return set(row[1]) if row[0] else None
+
+
+_COLUMNS = "id, type, source, subject, time, data, extensions"
+
+
+def _journal_values(events: Sequence[CloudEvent]) -> tuple[str, list[object]]:
+    """`SELECT ... WHERE true` over the journal rows of `events` (each id once), and its
+    parameters: a SELECT rather than VALUES, so that a caller may add a condition."""
+    unique = list({event["id"]: event for event in events}.values())
+    if not unique:
+        return ("SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz,"
+                " NULL::jsonb, NULL::jsonb WHERE false", [])
+    params: list[object] = []
+    for event in unique:
+        attrs = event.get_attributes()
+        extensions = {k: v for k, v in attrs.items() if k not in _CORE}
+        params += [attrs["id"], attrs["type"], attrs["source"], attrs.get("subject"),
+                   attrs.get("time") or datetime.now(UTC).isoformat(),
+                   json.dumps(event.data), json.dumps(extensions)]
+    rows = ", ".join(["(%s, %s, %s, %s, %s::timestamptz, %s::jsonb, %s::jsonb)"] * len(unique))
+    return (f"SELECT * FROM (VALUES {rows}) AS v({_COLUMNS}) WHERE true", params)
 
 
 def event_from_row(row: dict) -> CloudEvent:
@@ -75,12 +118,15 @@ def send_recorded(conn: psycopg.Connection, broker_url: str | None,
     """Send events this step has just journalled (`record` said True) and committed, as
     they are in memory: the same event `send` would rebuild from the journal row, without
     reading the row back. Returns how many the broker accepted."""
-    sent = 0
+    sent: list[str] = []
     for event in events if broker_url else ():
         error = _post(broker_url, event)  # type: ignore[arg-type]
-        _mark(conn, event["id"], error)
-        sent += error is None
-    return sent
+        if error is None:
+            sent.append(event["id"])
+        else:
+            _mark(conn, event["id"], error)
+    _mark_sent(conn, sent)
+    return len(sent)
 
 
 def send_pending(pool: ConnectionPool, broker_url: str | None, *, older_than_s: float = 5.0,
@@ -112,10 +158,19 @@ def post_rows(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> li
             error: str | None = f"cannot build the event: {type(failure).__name__}: {failure}"
         else:
             error = _post(broker_url, event)
-        _mark(conn, row["id"], error)
         if error is None:
             sent.append(row["id"])
+        else:
+            _mark(conn, row["id"], error)
+    _mark_sent(conn, sent)
     return sent
+
+
+def _mark_sent(conn: psycopg.Connection, event_ids: list[str]) -> None:
+    """Record that the broker took these events: one statement for all of a step's."""
+    if event_ids:
+        conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
+                     " send_attempts = send_attempts + 1 WHERE id = ANY(%s)", (event_ids,))
 
 
 def _mark(conn: psycopg.Connection, event_id: str, error: str | None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from shared.adapters import storage
+from shared.adapters.db_sessions import check_session
 from shared.adapters.settings import Settings, load_settings
 from shared.adapters.virus_scan import ClamdScanner
 
@@ -56,7 +57,7 @@ def build(settings: Settings) -> Runtime:
     # or failed over); without it the next request that takes it fails.
     pool = ConnectionPool(
         settings.database_url, min_size=1, max_size=settings.db_pool_max, open=True,
-        kwargs={"autocommit": True}, name="auxip", check=ConnectionPool.check_connection,
+        kwargs={"autocommit": True}, name="auxip", check=check_session,
     )
     return Runtime(settings=settings, pool=pool)
 

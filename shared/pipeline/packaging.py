@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloudevents.http import CloudEvent
+
 from events import envelope, types
 from events.products import Checksum, ProductIngested, ProductPackaged
 from shared.adapters import outbox, storage
@@ -62,31 +64,50 @@ def package(rt: Runtime, ingested: ProductIngested) -> str | None:
     name = naming.parse(_arrived_name(row), naming.load_type_table(s.extra_product_types))
     packaged = _build(rt, row, name)
     now = datetime.now(UTC)
-    event = envelope.build(
-        types.PRODUCT_PACKAGED,
-        ProductPackaged(
-            product_id=row["id"], name=packaged.name, product_type=row["product_type"],
-            archive_bucket=s.archive_bucket, distribution_key=packaged.key,
-            content_type=packaged.content_type, content_length=packaged.checksums.size,
-            checksums=[Checksum(algorithm=c["Algorithm"], value=c["Value"])
-                       for c in packaged.checksums.as_odata(now)],
-            packaged_at=now),
-        source=f"{s.event_source}/package", subject=packaged.name,
-        event_id=str(uuid.uuid5(_IDS, f"packaged:{row['id']}")),
-        extensions=current_trace_extensions(),
-    )
+    event = packaged_event(f"{s.event_source}/package", row["id"], row["product_type"],
+                           s.archive_bucket, packaged, now)
     with rt.pool.connection() as conn:
-        with conn.transaction():
-            done = products.mark_packaged(
-                conn, row["id"], name=packaged.name, distribution_key=packaged.key,
-                content_type=packaged.content_type, content_length=packaged.checksums.size,
-                checksums=packaged.checksums.as_odata(now), packaged_at=now)
-            fresh = done and outbox.record(conn, event)
+        # The row's change and its event in one statement, atomic by itself.
+        journalled = outbox.record_with(conn, *products.mark_packaged_statement(
+            row["id"], name=packaged.name, distribution_key=packaged.key,
+            content_type=packaged.content_type, content_length=packaged.checksums.size,
+            checksums=packaged.checksums.as_odata(now), packaged_at=now), [event])
+        done = journalled is not None
+        fresh = done and event["id"] in journalled  # type: ignore[operator]
         if fresh:
             outbox.send_recorded(conn, s.broker_url, [event])
         elif done:  # journalled before (a replay): sent unless its row says it was not
             outbox.send(conn, s.broker_url, [event["id"]])
     return event["id"] if done else None
+
+
+def as_arrived(name: naming.ProductName, layout: str, archive_key: str, sums: Checksums,
+               eof_distribution: str) -> Packaged | None:
+    """The distribution form of a product served as it arrived (an EOF kept as .EOF): no
+    object to build, the ingested checksums stand. None when packaging builds an object."""
+    target_name = distribution_name(name.logical_name, name.format, eof_distribution)
+    if target_name != name.name or layout != "file":
+        return None
+    return Packaged(target_name, archive_key, _content_type(target_name), sums)
+
+
+def packaged_event(source: str, product_id: uuid.UUID, product_type: str,
+                   archive_bucket: str, packaged: Packaged, now: datetime) -> CloudEvent:
+    """`product.packaged` from `source` (package, or ingest for a product served as it
+    arrived), with the one id a product's packaging has wherever it is made."""
+    return envelope.build(
+        types.PRODUCT_PACKAGED,
+        ProductPackaged(
+            product_id=product_id, name=packaged.name, product_type=product_type,
+            archive_bucket=archive_bucket, distribution_key=packaged.key,
+            content_type=packaged.content_type, content_length=packaged.checksums.size,
+            checksums=[Checksum(algorithm=c["Algorithm"], value=c["Value"])
+                       for c in packaged.checksums.as_odata(now)],
+            packaged_at=now),
+        source=source, subject=packaged.name,
+        event_id=str(uuid.uuid5(_IDS, f"packaged:{product_id}")),
+        extensions=current_trace_extensions(),
+    )
 
 
 def _arrived_name(row: dict) -> str:
@@ -117,18 +138,18 @@ def _build(rt: Runtime, row: dict, name: naming.ProductName,
     """Build and upload the distribution object; with `expected` (key, MD5) only when the
     result is that object, byte for byte."""
     s = rt.settings
-    target_name = distribution_name(name.logical_name, name.format, s.eof_distribution)
-    key = f"products/{row['product_type']}/{target_name}"
-    content_type = CONTENT_TYPES.get(Path(target_name).suffix, "application/octet-stream")
-    if target_name == name.name and row["layout"] == "file":
-        # Served as it arrived: no copy, the ingested checksums stand.
-        existing = {c["Algorithm"]: c["Value"] for c in row["checksums"]}
-        sums = Checksums(md5=existing["MD5"], xxh3=existing["XXH3-128"],
-                         size=row["content_length"])
-        if expected is not None and (row["archive_key"], sums.md5) != expected:
+    existing = {c["Algorithm"]: c["Value"] for c in row["checksums"]}
+    served = as_arrived(name, row["layout"], row["archive_key"],
+                        Checksums(md5=existing.get("MD5", ""), xxh3=existing.get("XXH3-128", ""),
+                                  size=row["content_length"]), s.eof_distribution)
+    if served is not None:
+        if expected is not None and (served.key, served.checksums.md5) != expected:
             raise RebuildError(f"{row['logical_name']} is now served as it arrived"
                                f" ({row['archive_key']}), the catalogue has {expected[0]}")
-        return Packaged(target_name, row["archive_key"], content_type, sums)
+        return served
+    target_name = distribution_name(name.logical_name, name.format, s.eof_distribution)
+    key = f"products/{row['product_type']}/{target_name}"
+    content_type = _content_type(target_name)
     with tempfile.TemporaryDirectory(prefix="auxip-package-") as tmp:
         workdir = Path(tmp)
         entries = _entries(rt, row, name, workdir)
@@ -184,6 +205,10 @@ def write_deterministic_zip(path: Path, entries: Iterable[tuple[str, Iterable[by
             with archive.open(info, "w", force_zip64=True) as out:
                 for chunk in chunks:
                     out.write(chunk)
+
+
+def _content_type(file_name: str) -> str:
+    return CONTENT_TYPES.get(Path(file_name).suffix, "application/octet-stream")
 
 
 def _checksums_of(path: Path) -> Checksums:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from cloudevents.http import CloudEvent
 
 from events import envelope, types
@@ -45,21 +46,36 @@ def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
     evicts = eviction_date(packaged.product_type, now, retention_table(s.retention_days),
                            s.default_retention_days)
     with rt.pool.connection() as conn:
-        if restore.get_or_restore(conn, packaged.product_id) is None:
-            return None  # never ingested here: nothing to publish
-        with conn.transaction():
-            row = products.mark_published(conn, packaged.product_id, publication_date=now,
-                                          eviction_date=evicts)
-            if row is None:
+        published = _mark_published(conn, s.event_source, packaged, now, evicts)
+        if published is None:
+            # Nothing packaged under that id: a redelivery, or a row the catalogue lost,
+            # which the journal gives back (read only then, not once per publication).
+            row = restore.get_or_restore(conn, packaged.product_id)
+            if row is None or row["status"] != "packaged":
                 return None
-            event = _published_event(s.event_source, row, now, evicts)
-            fresh = outbox.record(conn, event)
+            published = _mark_published(conn, s.event_source, packaged, now, evicts)
+            if published is None:
+                return None
+        row, event, fresh = published
         metrics.published(row["product_type"], (now - row["origin_date"]).total_seconds())
         if fresh:
             outbox.send_recorded(conn, s.broker_url, [event])
         else:  # journalled before (a replay): sent unless its row says it was not
             outbox.send(conn, s.broker_url, [event["id"]])
     return event["id"]
+
+
+def _mark_published(conn: psycopg.Connection, source: str, packaged: ProductPackaged,
+                    now: datetime, evicts: datetime) -> tuple[dict, CloudEvent, bool] | None:
+    """(the published row, its event, whether the event is journalled for the first time);
+    None when no packaged row of that id is catalogued."""
+    with conn.transaction():
+        row = products.mark_published(conn, packaged.product_id, publication_date=now,
+                                      eviction_date=evicts)
+        if row is None:
+            return None
+        event = _published_event(source, row, now, evicts)
+        return row, event, outbox.record(conn, event)
 
 
 def _published_event(source: str, row: dict, now: datetime, evicts: datetime) -> CloudEvent:

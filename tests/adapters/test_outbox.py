@@ -155,3 +155,33 @@ def test_a_poison_row_is_recorded_and_the_rows_after_it_still_go(
     # Tried again by the next sweeps, still recorded, never sent broken.
     assert outbox.send_pending(pool, url, older_than_s=0) == 0
     assert len(received.received) == 1
+
+
+def test_a_change_and_its_events_are_journalled_in_one_statement(pool: ConnectionPool) -> None:
+    # record_with: the events are journalled exactly when the change touched a row.
+    first, second, third = _event("w1"), _event("w2"), _event("w3")
+    change = ("INSERT INTO rejections (name, source_bucket, source_key, quarantine_key,"
+              " reason, detail, event_id) VALUES (%s, 'b', 'k', 'q', 'r', 'd', %s)"
+              " ON CONFLICT DO NOTHING RETURNING 1")
+    with pool.connection() as conn:
+        assert outbox.record_with(conn, change, ("one", "ev-1"), [first, second, first]) == {
+            first["id"], second["id"]}  # type: ignore[index]
+        # The change touched no row: nothing journalled.
+        assert outbox.record_with(conn, "SELECT 1 WHERE false", (), [third]) is None
+        # Touched again, with an event journalled before: only the new one is said new.
+        assert outbox.record_with(conn, change.replace("ON CONFLICT DO NOTHING ", ""),
+                                  ("two", "ev-2"), [second, third]) == {third["id"]}  # type: ignore[index]
+        journal = conn.execute("SELECT id FROM event_journal ORDER BY recorded_at").fetchall()
+    assert [r[0] for r in journal] == [first["id"], second["id"], third["id"]]  # type: ignore[index]
+
+
+def test_an_event_that_cannot_be_journalled_undoes_the_change(pool: ConnectionPool) -> None:
+    event = _event("w4")
+    event["time"] = "not a time"  # type: ignore[index]
+    with pool.connection() as conn:
+        with pytest.raises(psycopg.errors.InvalidDatetimeFormat):
+            outbox.record_with(conn, "INSERT INTO rejections (name, source_bucket, source_key,"
+                               " quarantine_key, reason, detail, event_id) VALUES"
+                               " ('x', 'b', 'k', 'q', 'r', 'd', 'e') RETURNING 1", (), [event])
+        assert conn.execute("SELECT count(*) FROM rejections").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM event_journal").fetchone() == (0,)

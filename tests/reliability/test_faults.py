@@ -84,8 +84,9 @@ class Operator:
 # (products published before the fault, what it does)
 FAULTS: list[tuple[int, str, Callable[[StackInfo], str]]] = [
     (40, "ingest", lambda i: _crash_and_restart(i, "ingest", "auxip/ingest-file-arrived")),
-    (110, "package", lambda i: _crash_and_restart(i, "package",
-                                                   "auxip/package-product-ingested")),
+    # Orbit files are packaged by ingest itself: publish is their next hop.
+    (110, "publish", lambda i: _crash_and_restart(i, "publish",
+                                                   "auxip/publish-product-packaged")),
     (180, "s3", _freeze_s3),
     (250, "database", _cut_database),
     (320, "router", lambda i: _crash_and_restart(i, "router", None)),

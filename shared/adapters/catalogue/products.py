@@ -12,6 +12,15 @@ from psycopg.rows import dict_row
 
 
 @dataclass(frozen=True)
+class Packaging:
+    """The distribution form of a product served as it arrived, known when it is ingested."""
+
+    name: str
+    distribution_key: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class NewProduct:
     id: UUID
     logical_name: str
@@ -27,6 +36,7 @@ class NewProduct:
     origin_date: datetime
     attributes: dict[str, object]
     ingestion_date: datetime | None = None  # None: the database's now()
+    packaged: Packaging | None = None  # inserted 'packaged' when set, else 'ingested'
 
 
 def find_by_logical_name(conn: psycopg.Connection, logical_name: str) -> dict | None:
@@ -43,19 +53,36 @@ def get(conn: psycopg.Connection, product_id: UUID) -> dict | None:
 
 def insert_ingested(conn: psycopg.Connection, p: NewProduct) -> bool:
     """False when a product of that logical name exists already (a concurrent ingest)."""
-    row = conn.execute(
-        "INSERT INTO products (id, logical_name, product_type, platform_serial, fingerprint,"
-        " layout, archive_key, content_length, checksums, content_start, content_end,"
-        " origin_date, attributes, ingestion_date, modification_date)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " coalesce(%s, now()), coalesce(%s, now()))"
-        " ON CONFLICT (logical_name) DO NOTHING RETURNING id",
-        (p.id, p.logical_name, p.product_type, p.platform_serial, p.fingerprint, p.layout,
-         p.archive_key, p.content_length, json.dumps(p.checksums), p.content_start,
-         p.content_end, p.origin_date, json.dumps(p.attributes), p.ingestion_date,
-         p.ingestion_date),
-    ).fetchone()
-    return row is not None
+    return conn.execute(_INSERT_INGESTED, _ingested_params(p)).fetchone() is not None
+
+
+def insert_ingested_statement(p: NewProduct) -> tuple[str, tuple[object, ...]]:
+    """`insert_ingested`'s statement and parameters (RETURNING id, no row when the logical
+    name is taken), for a caller that journals the events announcing it in the same
+    statement (`outbox.record_with`)."""
+    return _INSERT_INGESTED, _ingested_params(p)
+
+
+_INSERT_INGESTED = (
+    "INSERT INTO products (id, logical_name, product_type, platform_serial, fingerprint,"
+    " layout, archive_key, content_length, checksums, content_start, content_end,"
+    " origin_date, attributes, ingestion_date, modification_date, status, name,"
+    " distribution_key, content_type)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " coalesce(%s, now()), coalesce(%s, now()), %s, %s, %s,"
+    " coalesce(%s, 'application/octet-stream'))"
+    " ON CONFLICT (logical_name) DO NOTHING RETURNING id"
+)
+
+
+def _ingested_params(p: NewProduct) -> tuple[object, ...]:
+    packaged = p.packaged
+    return (p.id, p.logical_name, p.product_type, p.platform_serial, p.fingerprint, p.layout,
+            p.archive_key, p.content_length, json.dumps(p.checksums), p.content_start,
+            p.content_end, p.origin_date, json.dumps(p.attributes), p.ingestion_date,
+            p.ingestion_date, "packaged" if packaged else "ingested",
+            packaged and packaged.name, packaged and packaged.distribution_key,
+            packaged and packaged.content_type)
 
 
 RESTORED_COLUMNS = (
@@ -83,15 +110,28 @@ def mark_packaged(conn: psycopg.Connection, product_id: UUID, *, name: str,
                   distribution_key: str, content_type: str, content_length: int,
                   checksums: list[dict[str, str]], packaged_at: datetime | None = None) -> bool:
     """False when the product is gone or already past packaging (a redelivery)."""
-    row = conn.execute(
-        "UPDATE products SET name = %s, distribution_key = %s, content_type = %s,"
-        " content_length = %s, checksums = %s, status = 'packaged',"
-        " modification_date = coalesce(%s, now())"
-        " WHERE id = %s AND status = 'ingested' RETURNING id",
-        (name, distribution_key, content_type, content_length, json.dumps(checksums),
-         packaged_at, product_id),
-    ).fetchone()
-    return row is not None
+    statement, params = mark_packaged_statement(
+        product_id, name=name, distribution_key=distribution_key, content_type=content_type,
+        content_length=content_length, checksums=checksums, packaged_at=packaged_at)
+    return conn.execute(statement, params).fetchone() is not None
+
+
+def mark_packaged_statement(product_id: UUID, *, name: str, distribution_key: str,
+                            content_type: str, content_length: int,
+                            checksums: list[dict[str, str]], packaged_at: datetime | None
+                            ) -> tuple[str, tuple[object, ...]]:
+    """`mark_packaged`'s statement and parameters (RETURNING id, no row when nothing was
+    waiting for packaging), for a caller that journals its event in the same statement."""
+    return _MARK_PACKAGED, (name, distribution_key, content_type, content_length,
+                            json.dumps(checksums), packaged_at, product_id)
+
+
+_MARK_PACKAGED = (
+    "UPDATE products SET name = %s, distribution_key = %s, content_type = %s,"
+    " content_length = %s, checksums = %s, status = 'packaged',"
+    " modification_date = coalesce(%s, now())"
+    " WHERE id = %s AND status = 'ingested' RETURNING id"
+)
 
 
 def mark_published(conn: psycopg.Connection, product_id: UUID, *, publication_date: datetime,

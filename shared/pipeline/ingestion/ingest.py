@@ -18,7 +18,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -130,7 +130,8 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             return _reject_arrival(rt, conn, arrival, arrived, refused.reason, refused.detail,
                                    None, event_id)
 
-    existing = products.find_by_logical_name(conn, name.logical_name)
+    product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
+    existing, in_journal = restore.catalogued(conn, name.logical_name, product_id)
     if existing is not None:
         if existing["fingerprint"] == inspected.fingerprint and existing["status"] == "evicted":
             # Its retention ended and its bytes are gone: dropping it as a duplicate would
@@ -149,16 +150,16 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             f"{name.logical_name} is catalogued with other content (fingerprint "
             f"{existing['fingerprint']}, this one {inspected.fingerprint})",
             inspected.fingerprint, event_id)
-    return _accept(rt, conn, arrival, arrived, inspected, event_id)
+    return _accept(rt, conn, arrival, arrived, inspected, event_id, product_id, in_journal)
 
 
 def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: FileArrived,
-            inspected: Inspected, event_id: str) -> Result:
+            inspected: Inspected, event_id: str, product_id: uuid.UUID,
+            in_journal: bool) -> Result:
     name = inspected.name
     s = rt.settings
-    product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
     restored = False
-    if restore.journalled(conn, product_id):  # rare: read first, a transaction only then
+    if in_journal:  # rare: a transaction only then
         with conn.transaction():
             restored = restore.restore(conn, product_id)
     if restored:  # the catalogue lost a row the journal holds: the same bytes came again
@@ -172,6 +173,11 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     meta = inspected.metadata
     stored_attributes = attributes.to_stored(meta.attributes)
     sums = inspected.checksums
+    # Served as it arrived (an EOF kept as .EOF), a product needs no object built: it is
+    # packaged here, in the transaction that catalogues it, and package is not called.
+    served = packaging.as_arrived(name, inspected.layout, archive_key, sums,
+                                  s.eof_distribution)
+    trace = current_trace_extensions()
     event = envelope.build(
         types.PRODUCT_INGESTED,
         ProductIngested(
@@ -185,26 +191,35 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
             attributes=stored_attributes, arrived_at=arrived.arrived_at, ingested_at=now),
         source=f"{s.event_source}/ingest", subject=name.logical_name,
         event_id=str(uuid.uuid5(_IDS, f"ingested:{product_id}")),
-        extensions=current_trace_extensions(),
+        extensions={**trace, envelope.PACKAGED: "true"} if served else trace,
     )
-    with conn.transaction():
-        inserted = products.insert_ingested(conn, products.NewProduct(
-            id=product_id, logical_name=name.logical_name, product_type=name.product_type,
-            platform_serial=name.unit, fingerprint=inspected.fingerprint,
-            layout=inspected.layout, archive_key=archive_key,
-            content_length=sums.size, checksums=sums.as_odata(now),
-            content_start=meta.validity_start, content_end=meta.validity_stop,
-            origin_date=arrived.arrived_at, attributes=stored_attributes,
-            ingestion_date=now))
-        if inserted:
-            outbox.record(conn, event)
+    events = [event]
+    if served:
+        events.append(packaging.packaged_event(f"{s.event_source}/ingest", product_id,
+                                               name.product_type, s.archive_bucket, served,
+                                               now))
+    row = products.NewProduct(
+        id=product_id, logical_name=name.logical_name, product_type=name.product_type,
+        platform_serial=name.unit, fingerprint=inspected.fingerprint,
+        layout=inspected.layout, archive_key=archive_key,
+        content_length=sums.size, checksums=sums.as_odata(now),
+        content_start=meta.validity_start, content_end=meta.validity_stop,
+        origin_date=arrived.arrived_at, attributes=stored_attributes, ingestion_date=now,
+        packaged=products.Packaging(name=served.name, distribution_key=served.key,
+                                    content_type=served.content_type) if served else None)
+    # The row and its events in one statement, atomic by itself; a folder's pending
+    # record goes in the same transaction.
+    with conn.transaction() if arrival.is_folder else nullcontext():
+        inserted = outbox.record_with(conn, *products.insert_ingested_statement(row),
+                                      events) is not None
         if arrival.is_folder:
             folders.forget(conn, arrival.bucket, arrival.folder_prefix or "")
     _clear_inbox(rt, conn, arrival, inspected.objects)
     if not inserted:
         return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
-    outbox.send_recorded(conn, s.broker_url, [event])
-    return Result(Outcome.INGESTED, name.name, str(product_id), (event["id"],))
+    outbox.send_recorded(conn, s.broker_url, events)
+    return Result(Outcome.INGESTED, name.name, str(product_id),
+                  tuple(e["id"] for e in events))
 
 
 def _archive_objects(rt: Runtime, arrival: Arrival, inspected: Inspected) -> str:

@@ -1,4 +1,5 @@
-"""One file, one trace: inbox-adapter -> ingest -> package -> publish, each function run by
+"""One file, one trace: inbox-adapter -> ingest -> publish (an orbit file is served as it
+arrived: ingest packages it and journals its product.packaged), each function run by
 functions-framework in-process, the traceparent travelling only inside the CloudEvents the
 functions journal (as the broker would carry them). Spans go to the in-memory exporter."""
 
@@ -60,18 +61,16 @@ def test_one_file_is_one_trace_across_every_stage(settings: Settings, s3: object
         _deliver("ingest", _journalled(settings, types.FILE_ARRIVED))
     finally:
         logging.getLogger().removeHandler(capture)
-    _deliver("package", _journalled(settings, types.PRODUCT_INGESTED))
     _deliver("publish", _journalled(settings, types.PRODUCT_PACKAGED))
     published = _journalled(settings, types.PRODUCT_PUBLISHED)
 
     spans = {s.name: s for s in exporter.get_finished_spans()
              if s.name in ("inbox-adapter", "ingest", "package", "publish")}
-    assert set(spans) == {"inbox-adapter", "ingest", "package", "publish"}
+    assert set(spans) == {"inbox-adapter", "ingest", "publish"}
     trace_ids = {s.context.trace_id for s in spans.values()}
     assert len(trace_ids) == 1, "the stages are not one trace"
     assert spans["inbox-adapter"].parent is None  # the notification carried no trace: a root
-    for child, parent in (("ingest", "inbox-adapter"), ("package", "ingest"),
-                          ("publish", "package")):
+    for child, parent in (("ingest", "inbox-adapter"), ("publish", "ingest")):
         assert spans[child].parent.span_id == spans[parent].context.span_id
     trace_id = f"{trace_ids.pop():032x}"
     assert tracing.trace_id_of(published["extensions"]["traceparent"]) == trace_id

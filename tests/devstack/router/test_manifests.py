@@ -43,6 +43,12 @@ def test_repository_manifests_route_each_event_type_to_its_services():
             if (REPOSITORY_ROOT / "functions" / name / "main.py").is_file()),
         "org.auxip.file.rejected.v1": [],
     }
+    # A product ingest packaged itself (served as it arrived) has no package hop; any
+    # other value, or none (an event journalled before the attribute existed), has one.
+    ingested = "org.auxip.product.ingested.v1"
+    for packaged, expected in (("true", []), ("false", [LAYOUT.function_url("package")])):
+        assert [s.url for s in topology.route(
+            "auxip/default", {"type": ingested, "auxippackaged": packaged})] == expected
     for trigger_ in topology.triggers.values():
         delivery = trigger_.subscription.delivery
         assert (delivery.retry, delivery.backoff_policy, delivery.backoff_delay) == (5, "exponential", 0.2)

@@ -78,12 +78,36 @@ def test_packaging_twice_is_a_no_op(rt: Runtime, inbox: Inbox) -> None:
 def test_eof_is_served_as_it_arrived_without_a_copy(rt: Runtime, inbox: Inbox) -> None:
     body = (REAL / RESORB).read_bytes()
     ingest(rt, inbox.put(RESORB, body), "ev")
-    packaging.package(rt, _ingested(rt))
+    # Packaged by ingest: a product.ingested delivered to package anyway (a replay, an
+    # event journalled before ingest packaged) finds nothing to do and emits nothing.
+    assert packaging.package(rt, _ingested(rt)) is None
     [product] = rows(rt, "SELECT * FROM products")
-    assert product["name"] == RESORB
+    assert product["status"] == "packaged" and product["name"] == RESORB
     assert product["distribution_key"] == product["archive_key"]
+    assert product["modification_date"] == product["ingestion_date"]
     assert _object(rt, product["distribution_key"]) == body
-    assert _packaged(rt).content_length == len(body)
+    packaged = _packaged(rt)
+    assert packaged.content_length == len(body)
+    checksums = {c.algorithm: c.value for c in packaged.checksums}
+    assert checksums["MD5"] == hashlib.md5(body).hexdigest()
+    assert publication.publish(rt, packaged) is not None
+    [journal] = rows(rt, "SELECT count(*) AS n FROM event_journal WHERE type ="
+                     " 'org.auxip.product.packaged.v1'")
+    assert journal["n"] == 1
+
+
+def test_an_eof_packaged_by_ingest_is_restored_packaged_from_the_journal(
+        rt: Runtime, inbox: Inbox) -> None:
+    ingest(rt, inbox.put(RESORB, (REAL / RESORB).read_bytes()), "ev")
+    [before] = rows(rt, "SELECT * FROM products")
+    rows(rt, "DELETE FROM products RETURNING id")  # the catalogue lost the row
+    assert publication.publish(rt, _packaged(rt)) is not None  # restores it first
+    [after] = rows(rt, "SELECT * FROM products")
+    assert after["status"] == "published"
+    assert {k: after[k] for k in ("name", "distribution_key", "checksums", "content_type",
+                                  "ingestion_date", "content_length")} == {
+        k: before[k] for k in ("name", "distribution_key", "checksums", "content_type",
+                               "ingestion_date", "content_length")}
 
 
 def test_zipped_eof_is_unzipped_or_zipped_as_configured(rt: Runtime, inbox: Inbox) -> None:
@@ -102,7 +126,11 @@ def test_eof_zipped_when_so_configured(rt: Runtime, inbox: Inbox) -> None:
     zipping = Runtime(rt.settings.model_copy(update={"eof_distribution": "zip"}), rt.pool, rt.s3)
     body = (REAL / RESORB).read_bytes()
     ingest(zipping, inbox.put(RESORB, body), "ev")
-    packaging.package(zipping, _ingested(rt))
+    [ingested] = rows(rt, "SELECT * FROM products")
+    assert ingested["status"] == "ingested"  # an object to build: package's work
+    [event] = rows(rt, "SELECT extensions FROM event_journal")
+    assert "auxippackaged" not in event["extensions"]
+    assert packaging.package(zipping, _ingested(rt)) is not None
     [product] = rows(rt, "SELECT * FROM products")
     assert product["name"] == RESORB + ".zip"
     with zipfile.ZipFile(io.BytesIO(_object(rt, product["distribution_key"]))) as archive:

@@ -20,10 +20,12 @@ CAL = "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"
 
 
 def _published(rt: Runtime) -> dict:
-    """Package and publish the one ingested product, as the next steps would."""
-    [ingested] = rows(rt, "SELECT data FROM event_journal WHERE type = %s",
+    """Package (unless ingest did) and publish the one ingested product, as the next steps
+    would."""
+    [ingested] = rows(rt, "SELECT data, extensions FROM event_journal WHERE type = %s",
                       types.PRODUCT_INGESTED)
-    assert packaging.package(rt, ProductIngested.model_validate(ingested["data"]))
+    if ingested["extensions"].get("auxippackaged") != "true":
+        assert packaging.package(rt, ProductIngested.model_validate(ingested["data"]))
     [packaged] = rows(rt, "SELECT data FROM event_journal WHERE type = %s",
                       types.PRODUCT_PACKAGED)
     assert publication.publish(rt, ProductPackaged.model_validate(packaged["data"]))
