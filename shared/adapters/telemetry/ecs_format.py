@@ -22,8 +22,9 @@ CONTEXT = "auxip_context"
 TRACE = "auxip_trace"
 
 # What logging itself sets on a record (and what we add): the rest are a caller's `extra=`.
-_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message", "asctime", CONTEXT, TRACE}
+_BARE = logging.LogRecord("", 0, "", 0, "", (), None).__dict__
+_STANDARD = frozenset(_BARE) | {"message", "asctime", CONTEXT, TRACE}
+_BARE_LEN = len(_BARE)  # a record with no more attributes than that has no extras
 
 Wire = tuple[Any, ...]
 
@@ -76,14 +77,18 @@ def error_fields(record: logging.LogRecord) -> dict[str, str]:
     return fields
 
 
-def to_wire(channel: int, record: logging.LogRecord) -> Wire:
-    """A record as plain values (marshal can write them): the message already merged with
-    its arguments, the context already taken, the exception already text."""
+def to_wire(channel: int, record: logging.LogRecord, message: str,
+            context: dict[str, str] | None, trace: tuple[int, int] | None) -> Wire:
+    """A record as plain values marshal can write, made in the thread that logs (the
+    record itself dies there): its message merged with its arguments, the context taken,
+    an exception as text."""
     found = record.__dict__
-    extras = {k: found[k] for k in found.keys() - _STANDARD} or None
-    message = found["message"] if "message" in found else record.getMessage()
-    return (channel, record.created, record.levelno, record.name, message,
-            record.process, extras, found.get(CONTEXT), found.get(TRACE), record.stack_info)
+    extras = ({k: found[k] for k in found.keys() - _STANDARD}
+              if len(found) > _BARE_LEN else {})
+    if record.exc_info:
+        extras.update(error_fields(record))
+    return (channel, record.created, record.levelno, record.name, message, record.process,
+            extras or None, context, trace, record.stack_info)
 
 
 def from_wire(item: Wire) -> tuple[int, logging.LogRecord]:

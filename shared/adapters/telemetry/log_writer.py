@@ -146,9 +146,15 @@ def serve(frames: Any, acks: int) -> None:
         output.close()
 
 
+NICENESS = 10
+
+
 def main() -> int:
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
+    # Formatting is background work: where CPU is short, the requests' process goes first
+    # (lines wait in the pipe and the queue meanwhile; past the queue's size, dropped).
+    os.nice(NICENESS)
     serve(sys.stdin.buffer, sys.stdout.fileno())
     return 0
 

@@ -159,6 +159,7 @@ class ChannelHandler(logging.Handler):
     def __init__(self, writer: Writer, channel: Channel) -> None:
         super().__init__()
         self.writer, self.channel = writer, channel
+        self.remote = channel.remote is not None
         self.auxip = True
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
@@ -175,8 +176,17 @@ class ChannelHandler(logging.Handler):
                 ChannelHandler.dropped += 1
                 return
             # The message now: its arguments may change (or be another thread's) later.
-            record.message = record.getMessage()
-            capture(record)
+            message = record.getMessage()
+            context = _fields.get() or None
+            span = trace.get_current_span().get_span_context()
+            ids = (span.trace_id, span.span_id) if span.is_valid else None
+            if self.remote:  # plain values, for the writer process: the record ends here
+                lines.put(ecs_format.to_wire(self.channel.number, record, message, context,
+                                             ids))
+                return
+            record.message = message
+            record.__dict__[CONTEXT] = context
+            record.__dict__[TRACE] = ids
             if record.exc_info:
                 record = _detached(record)
             lines.put((self.channel.number, record))
@@ -283,7 +293,7 @@ class Writer:
     def _write(self, batch: list[Any]) -> bool:
         wire: list[ecs_format.Wire] = []
         for item in batch:
-            if isinstance(item, _Marker):
+            if type(item) is not tuple:  # a marker
                 self._send(wire)
                 wire = []
                 try:
@@ -293,13 +303,12 @@ class Writer:
                 if not going_on:
                     return False
                 continue
+            if len(item) > 2:  # to_wire's, for the writer process
+                wire.append(item)
+                continue
             number, record = item
             channel = self.channels.get(number)
-            if channel is None:
-                continue
-            if channel.remote is not None and not self.in_process:
-                wire.append(ecs_format.to_wire(number, record))
-            else:
+            if channel is not None:
                 _handle(channel.local, record)
         self._send(wire)
         return True
@@ -307,15 +316,22 @@ class Writer:
     def _send(self, wire: list[ecs_format.Wire]) -> None:
         if not wire:
             return
+        if self.in_process:
+            self._here(wire)
+            return
         try:
             frame = _frame("records", wire)
         except ValueError:  # an `extra=` value marshal cannot write: as text
             frame = _frame("records", [_plain(item) for item in wire])
         if not self._deliver(frame):
-            for item in wire:  # the writer process is gone for good: written here
-                number, record = ecs_format.from_wire(item)
-                if number in self.channels:
-                    _handle(self.channels[number].local, record)
+            self._here(wire)
+
+    def _here(self, wire: list[ecs_format.Wire]) -> None:
+        """Lines for the writer process, formatted and written here (it is gone for good)."""
+        for item in wire:
+            number, record = ecs_format.from_wire(item)
+            if number in self.channels:
+                _handle(self.channels[number].local, record)
 
     def _deliver(self, data: bytes) -> bool:
         """`data` to the writer process (started if need be); False: write here instead."""
@@ -414,11 +430,7 @@ class Writer:
         self.queue = queue.SimpleQueue()
         if self.process is not None:
             _abandoned.append(self.process)  # not ours to wait for
-            for pipe in (self.process.stdin, self.process.stdout):
-                try:
-                    os.close(pipe.fileno())  # type: ignore[union-attr]
-                except (OSError, ValueError, AttributeError):
-                    pass
+            _close_pipes(self.process)
         self.process = None
         self.passed = {}
         self.restarts = 0
