@@ -63,6 +63,7 @@ QUEUE_SIZE = 100_000
 PAUSE_S = 0.01  # the writer thread wakes at most this often: ~100 lines a write at 10k/s
 EXIT_WAIT_S = 5.0  # at exit, for the queue and the writer process
 FLUSH_WAIT_S = 10.0
+FRAME_LINES = 500  # lines a frame at most: the writer process's memory stays small
 _ROOT = Path(__file__).resolve().parents[3]  # where the `shared` package is importable from
 
 _fields: ContextVar[dict[str, str]] = ContextVar("auxip_log_fields", default={})
@@ -319,11 +320,14 @@ class Writer:
         if self.in_process:
             self._here(wire)
             return
-        try:
-            frame = _frame("records", wire)
-        except ValueError:  # an `extra=` value marshal cannot write: as text
-            frame = _frame("records", [_plain(item) for item in wire])
-        if not self._deliver(frame):
+        frames = []
+        for start in range(0, len(wire), FRAME_LINES):
+            part = wire[start:start + FRAME_LINES]
+            try:
+                frames.append(_frame("records", part))
+            except ValueError:  # an `extra=` value marshal cannot write: as text
+                frames.append(_frame("records", [_plain(item) for item in part]))
+        if not self._deliver(b"".join(frames)):
             self._here(wire)
 
     def _here(self, wire: list[ecs_format.Wire]) -> None:
