@@ -8,7 +8,6 @@ forked worker with a writer of its own, the security events' file reopened when 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
