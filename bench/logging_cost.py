@@ -36,6 +36,8 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 import flask  # noqa: E402
 
@@ -161,17 +163,25 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
                 loaded: list[float] = []
                 lines = 0
                 spent = 0.0
+                writer_cpu = _writer_cpu()
+                # CPU of this process's other threads than the one serving (the load's and
+                # the writer thread's when loaded): what logging holds the GIL for.
+                others = {"quiet": [0.0, 0.0], "loaded": [0.0, 0.0]}
                 for _ in range(rounds):
-                    quiet += _requests(client, seconds)
-                    with _Load() as load:
+                    with _others(others["quiet"]):
+                        quiet += _requests(client, seconds)
+                    with _Load() as load, _others(others["loaded"]):
                         loaded += _requests(client, seconds)
                     lines += load.lines
                     spent += load.seconds
                 ecs_logs.flush_all()
+                writer_cpu = _writer_cpu() - writer_cpu
             finally:
                 logging.getLogger().removeHandler(handler)
                 handler.close()
         written = sum(1 for _ in path.open(encoding="utf-8"))
+    (quiet_cpu, quiet_s), (loaded_cpu, loaded_s) = others["quiet"], others["loaded"]
+    gil_share = (loaded_cpu - quiet_cpu * loaded_s / quiet_s) / loaded_s
     base = statistics.median(quiet)
     with_load = statistics.median(loaded)
     extra = with_load / base - 1
@@ -184,7 +194,10 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
         targets=(Target(f"< {TARGET:.0%} of a request's time", extra < TARGET,
                         measured=f"+{extra:.1%}"),),
         note=f"{rate:,.0f} lines/s achieved, {written:,} lines written, "
-             f"{ecs_logs.dropped()} dropped"))
+             f"{ecs_logs.dropped()} dropped; logging's threads in this process "
+             f"{gil_share:.1%} of a core (CPU time: the GIL they hold); "
+             f"the log writer process (another core's) "
+             f"{writer_cpu / max(written, 1) * 1e6:.0f} us CPU a line"))
     out.details.append(
         f"- logging cost ({name}): median request {base * 1000:.3f} ms quiet,"
         f" {with_load * 1000:.3f} ms with {rate:,.0f} lines/s logged by the same process"
@@ -192,6 +205,24 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
         f"{len(quiet)} + {len(loaded)} requests over {rounds} alternating rounds")
     out.data[name] = {"ratio": with_load / base, "rate": rate, "quiet_ms": base * 1000,
                       "loaded_ms": with_load * 1000}
+
+
+@contextmanager
+def _others(into: list[float]) -> Iterator[None]:
+    """Adds to `into` the CPU seconds of this process's threads but the calling one, and
+    the seconds elapsed."""
+    began, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
+    yield
+    into[0] += (time.process_time() - cpu) - (time.thread_time() - own)
+    into[1] += time.perf_counter() - began
+
+
+def _writer_cpu() -> float:
+    """CPU seconds of this process's log writer process so far (0 before it started)."""
+    from bench import procs
+
+    process = ecs_logs.writer().process
+    return procs.cpu_seconds(process.pid) if process is not None else 0.0
 
 
 def main() -> int:
@@ -202,6 +233,8 @@ def main() -> int:
     outcome = run(args.rounds, args.seconds)  # alone: the synthetic request only
     for line in outcome.details:
         print(line)
+    for figure in outcome.figures:
+        print(f"  {figure.note}")
     return 0
 
 
