@@ -290,7 +290,15 @@ class Writer:
                     batch.append(lines.get_nowait())
             except queue.Empty:
                 pass
-            if not self._write(batch):
+            try:
+                going_on = self._write(batch)
+            except Exception as error:  # noqa: BLE001 - a bug here must not stop the logs
+                _say(f"lines lost: {error!r}")
+                for item in batch:
+                    if type(item) is not tuple:
+                        item.done.set()
+                going_on = True
+            if not going_on:
                 return
             time.sleep(PAUSE_S)  # let lines gather: fewer wake-ups, fewer hand-offs of the GIL
 
@@ -462,12 +470,28 @@ def _open_body(channel: Channel) -> tuple[int, str, str, int | str]:
 
 
 def _plain(item: ecs_format.Wire) -> ecs_format.Wire:
-    extras = item[6]
-    if not extras:
-        return item
-    plain = {k: v if isinstance(v, str | int | float | bool | type(None)) else str(v)
-             for k, v in extras.items()}
-    return (*item[:6], plain, *item[7:])
+    """The item with what marshal cannot write (an object, a str or int subclass such as
+    an enum) as plain text or numbers."""
+    extras, context = item[6], item[7]
+    return (*item[:4], str(item[4]), item[5],
+            {str(k): _plain_value(v) for k, v in extras.items()} if extras else None,
+            {str(k): str(v) for k, v in context.items()} if context else None, *item[8:])
+
+
+def _plain_value(value: Any) -> Any:
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain_value(v) for k, v in value.items()}
+    return str(value)
 
 
 def _write_all(fd: int, data: bytes) -> None:
