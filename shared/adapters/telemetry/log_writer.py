@@ -155,6 +155,11 @@ def main() -> int:
     # Formatting is background work: where CPU is short, the requests' process goes first
     # (lines wait in the pipe and the queue meanwhile; past the queue's size, dropped).
     os.nice(NICENESS)
+    # The records are rebuilt here: the thread, process and multiprocessing names of this
+    # process are not theirs (their pid travels with them).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     serve(sys.stdin.buffer, sys.stdout.fileno())
     return 0
 
