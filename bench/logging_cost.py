@@ -1,7 +1,11 @@
 """What logging costs a request: the time of one request with and without 10,000 log
 lines per second written by the same process (issue 18: "< 5% of a request's time").
 
-    .venv/bin/python bench/logging_cost.py [--rounds N] [--seconds S]
+    .venv/bin/python bench/logging_cost.py [--rounds N] [--seconds S] [--prip] [--floor]
+
+(--prip: prip too, without the whole bench stack: only the token issuer on the bench's
+ports and the 1M-row catalogue; --floor: the root handler drops every record, so the
+figures are what logging's own record costs, whatever the handler does with it.)
 
 Two requests, each in-process (through werkzeug's test client: no network to blur the
 figure):
@@ -225,12 +229,41 @@ def _writer_cpu() -> float:
     return procs.cpu_seconds(process.pid) if process is not None else 0.0
 
 
+@contextmanager
+def _issuer_only() -> Iterator[BenchStack]:
+    """A BenchStack of the token issuer alone (prip validates real tokens); prip reads the
+    1M-row catalogue where bench.query keeps it."""
+    from bench import stack as bench_stack
+    from devstack.layout import Layout
+    from devstack.settings import StackSettings
+    from devstack.stack import processes
+    from devstack.stack.up import StackInfo
+
+    settings = StackSettings(port_base=bench_stack.PORT_BASE,
+                             state_dir=bench_stack.STATE / "issuer-only")
+    stack = BenchStack(StackInfo(settings, Layout(settings.port_base), "configured"))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        bench_stack._start_issuer(stack)
+        yield stack
+    finally:
+        processes.stop(settings.state_dir, bench_stack.ISSUER)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--prip", action="store_true")
+    parser.add_argument("--floor", action="store_true")
     args = parser.parse_args()
-    outcome = run(args.rounds, args.seconds)  # alone: the synthetic request only
+    if args.floor:
+        ecs_logs.ChannelHandler.emit = lambda self, record: None  # type: ignore[method-assign]
+    if args.prip:
+        with _issuer_only() as stack:
+            outcome = run(args.rounds, args.seconds, stack=stack)
+    else:
+        outcome = run(args.rounds, args.seconds)  # alone: the synthetic request only
     for line in outcome.details:
         print(line)
     for figure in outcome.figures:
