@@ -14,7 +14,10 @@ stack's environment) on a spare port, and sent the first event it would get in s
 The baseline is a function that does nothing (bench/baseline_function), started the same
 way: the floor of Python + Flask + gunicorn + functions-framework. Three starts each; the
 medians are reported. RSS is the worker's (gunicorn forks it from the master, which
-imports the function first; the master's is noted).
+imports the function first; the master's is noted). The worker's log writer process
+(shared.adapters.telemetry.log_writer, started by the worker's first log line) has its
+RSS in a column and a figure of its own, read once it has started and settled (up to 2 s
+after the first response, outside the timed start).
 
     python -m bench.cold_start [--repeats N] [--reuse] [--keep]
 """
@@ -38,7 +41,7 @@ import yaml
 from cloudevents.http import CloudEvent
 
 from bench import procs
-from bench.figures import Figure, Outcome, below, median
+from bench.figures import Figure, Outcome, Target, below, median
 from bench.ingest import aux_files
 from bench.stack import COLD_OFFSET, REPO, SINK_OFFSET, BenchStack, bench_stack
 from devstack.stack import processes
@@ -50,6 +53,7 @@ from shared.adapters import storage
 REPEATS = 3
 TARGET_S = 1.0
 TARGET_MB = 80.0
+TARGET_WRITER_MB = 15.0
 MB = 1e6
 COLD_BUCKET = "auxip-bench-cold"
 PING = "dev.knative.sources.ping"
@@ -74,6 +78,7 @@ class Start:
     worker_rss: int
     master_rss: int
     status: int
+    writer_rss: int = 0  # the worker's log writer process, 0 when it logged nothing
 
 
 class Sink:
@@ -189,9 +194,24 @@ def _start(stack: BenchStack, name: str, source: Path, target: str, port: int,
                     time.sleep(0.005)
         took = time.perf_counter() - began
         worker = procs.worker_of(pid)
-        return Start(took, procs.rss_bytes(worker), procs.rss_bytes(pid), answer.status_code)
+        worker_rss, master_rss = procs.rss_bytes(worker), procs.rss_bytes(pid)
+        return Start(took, worker_rss, master_rss, answer.status_code, _writer_rss(worker))
     finally:
         processes.stop(stack.state, name)
+
+
+def _writer_rss(worker: int) -> int:
+    """RSS of the worker's log writer processes once they stopped growing (they start in
+    the background after the first line; 0 if none within 2 s)."""
+    deadline = time.monotonic() + 2.0
+    last = -1
+    while time.monotonic() < deadline:
+        now = sum(procs.rss_bytes(p) for p in procs.log_writers(worker))
+        if now and now == last:
+            return now
+        last = now
+        time.sleep(0.1)
+    return max(last, 0)
 
 
 @contextmanager
@@ -249,7 +269,8 @@ def run(stack: BenchStack, *, repeats: int = REPEATS) -> Outcome:
     http_s, http_rss = median([s.seconds for s in base_http]), median(
         [s.worker_rss / MB for s in base_http])
     rows = ["| function | first request | status | start -> handled (s) | worker RSS (MB) "
-            "| master RSS (MB) |", "|---|---|---|---:|---:|---:|"]
+            "| master RSS (MB) | log writer RSS (MB) |", "|---|---|---|---:|---:|---:|---:|"]
+    writers: list[float] = []
     for service, runs in starts.items():
         if not runs:
             continue
@@ -268,7 +289,15 @@ def run(stack: BenchStack, *, repeats: int = REPEATS) -> Outcome:
         rows.append(f"| {service} | {whats.get(service, '')} | {', '.join(map(str, statuses))} "
                     f"| {', '.join(f'{r.seconds:.2f}' for r in runs)} "
                     f"| {', '.join(f'{r.worker_rss / MB:.0f}' for r in runs)} "
-                    f"| {median([r.master_rss / MB for r in runs]):.0f} |")
+                    f"| {median([r.master_rss / MB for r in runs]):.0f} "
+                    f"| {median([r.writer_rss / MB for r in runs]):.1f} |")
+        writers += [r.writer_rss / MB for r in runs if r.writer_rss]
+    if writers:
+        writer_mb = median(writers)
+        out.figures.append(Figure(
+            "cold_start", "log writer process (beside each worker): RSS", writer_mb, "MB",
+            targets=(Target(f"<= {TARGET_WRITER_MB:.0f} MB", writer_mb <= TARGET_WRITER_MB),),
+            note=f"median of {len(writers)} starts; max {max(writers):.1f} MB"))
     out.details = [
         f"{repeats} starts per function, medians in the table. Baselines (no-op functions "
         f"started the same way): event {event_s:.2f} s / {event_rss:.0f} MB, HTTP "

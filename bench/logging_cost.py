@@ -1,7 +1,11 @@
 """What logging costs a request: the time of one request with and without 10,000 log
 lines per second written by the same process (issue 18: "< 5% of a request's time").
 
-    .venv/bin/python bench/logging_cost.py [--rounds N] [--seconds S]
+    .venv/bin/python bench/logging_cost.py [--rounds N] [--seconds S] [--prip] [--floor]
+
+(--prip: prip too, without the whole bench stack: only the token issuer on the bench's
+ports and the 1M-row catalogue; --floor: the root handler drops every record, so the
+figures are what logging's own record costs, whatever the handler does with it.)
 
 Two requests, each in-process (through werkzeug's test client: no network to blur the
 figure):
@@ -12,8 +16,10 @@ figure):
   (~0.4 ms of pure Python, the GIL held throughout: every microsecond the logging thread
   takes is stolen from it).
 The load is another thread logging 10,000 ECS lines a second (100 every 10 ms) through the
-very pipeline the functions use (shared.adapters.telemetry.logging: format in the caller,
-queue, listener thread) into a file, as a collector would tail it. Rounds alternate
+very pipeline the functions use (shared.adapters.telemetry.logging: the record queued by
+the caller, sent by the writer thread to the log writer process, which formats and
+writes) into a file, as a collector would tail it. The writer process's CPU time is
+reported beside it (another core's, not the request's). Rounds alternate
 without / with, so a machine whose load drifts weighs on both alike.
 """
 
@@ -34,6 +40,8 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 import flask  # noqa: E402
 
@@ -159,17 +167,25 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
                 loaded: list[float] = []
                 lines = 0
                 spent = 0.0
+                writer_cpu = _writer_cpu()
+                # CPU of this process's other threads than the one serving (the load's and
+                # the writer thread's when loaded): what logging holds the GIL for.
+                others = {"quiet": [0.0, 0.0], "loaded": [0.0, 0.0]}
                 for _ in range(rounds):
-                    quiet += _requests(client, seconds)
-                    with _Load() as load:
+                    with _others(others["quiet"]):
+                        quiet += _requests(client, seconds)
+                    with _Load() as load, _others(others["loaded"]):
                         loaded += _requests(client, seconds)
                     lines += load.lines
                     spent += load.seconds
                 ecs_logs.flush_all()
+                writer_cpu = _writer_cpu() - writer_cpu
             finally:
                 logging.getLogger().removeHandler(handler)
-                handler.pipeline.stop()  # type: ignore[attr-defined]
+                handler.close()
         written = sum(1 for _ in path.open(encoding="utf-8"))
+    (quiet_cpu, quiet_s), (loaded_cpu, loaded_s) = others["quiet"], others["loaded"]
+    gil_share = (loaded_cpu - quiet_cpu * loaded_s / quiet_s) / loaded_s
     base = statistics.median(quiet)
     with_load = statistics.median(loaded)
     extra = with_load / base - 1
@@ -182,7 +198,10 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
         targets=(Target(f"< {TARGET:.0%} of a request's time", extra < TARGET,
                         measured=f"+{extra:.1%}"),),
         note=f"{rate:,.0f} lines/s achieved, {written:,} lines written, "
-             f"{ecs_logs._DroppingQueueHandler.dropped} dropped"))
+             f"{ecs_logs.dropped()} dropped; logging's threads in this process "
+             f"{gil_share:.1%} of a core (CPU time: the GIL they hold); "
+             f"the log writer process (another core's) "
+             f"{writer_cpu / max(written, 1) * 1e6:.0f} us CPU a line"))
     out.details.append(
         f"- logging cost ({name}): median request {base * 1000:.3f} ms quiet,"
         f" {with_load * 1000:.3f} ms with {rate:,.0f} lines/s logged by the same process"
@@ -192,14 +211,63 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
                       "loaded_ms": with_load * 1000}
 
 
+@contextmanager
+def _others(into: list[float]) -> Iterator[None]:
+    """Adds to `into` the CPU seconds of this process's threads but the calling one, and
+    the seconds elapsed."""
+    began, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
+    yield
+    into[0] += (time.process_time() - cpu) - (time.thread_time() - own)
+    into[1] += time.perf_counter() - began
+
+
+def _writer_cpu() -> float:
+    """CPU seconds of this process's log writer process so far (0 before it started)."""
+    from bench import procs
+
+    process = ecs_logs.writer().process
+    return procs.cpu_seconds(process.pid) if process is not None else 0.0
+
+
+@contextmanager
+def _issuer_only() -> Iterator[BenchStack]:
+    """A BenchStack of the token issuer alone (prip validates real tokens); prip reads the
+    1M-row catalogue where bench.query keeps it."""
+    from bench import stack as bench_stack
+    from devstack.layout import Layout
+    from devstack.settings import StackSettings
+    from devstack.stack import processes
+    from devstack.stack.up import StackInfo
+
+    settings = StackSettings(port_base=bench_stack.PORT_BASE,
+                             state_dir=bench_stack.STATE / "issuer-only")
+    stack = BenchStack(StackInfo(settings, Layout(settings.port_base), "configured"))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        bench_stack._start_issuer(stack)
+        yield stack
+    finally:
+        processes.stop(settings.state_dir, bench_stack.ISSUER)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--prip", action="store_true")
+    parser.add_argument("--floor", action="store_true")
     args = parser.parse_args()
-    outcome = run(args.rounds, args.seconds)  # alone: the synthetic request only
+    if args.floor:
+        ecs_logs.ChannelHandler.emit = lambda self, record: None  # type: ignore[method-assign]
+    if args.prip:
+        with _issuer_only() as stack:
+            outcome = run(args.rounds, args.seconds, stack=stack)
+    else:
+        outcome = run(args.rounds, args.seconds)  # alone: the synthetic request only
     for line in outcome.details:
         print(line)
+    for figure in outcome.figures:
+        print(f"  {figure.note}")
     return 0
 
 

@@ -54,9 +54,24 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+LOG_WRITER = "shared.adapters.telemetry.log_writer"  # the module a log writer process runs
+
+
+def is_log_writer(pid: int) -> bool:
+    try:
+        return LOG_WRITER.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def log_writers(pid: int) -> list[int]:
+    """The log writer processes `pid` started (shared.adapters.telemetry.logging)."""
+    return [c for c in children(pid) if is_log_writer(c)]
+
+
 def worker_of(pid: int) -> int:
     """The process that serves requests: gunicorn's (single) worker, else `pid` itself."""
-    kids = children(pid)
+    kids = [c for c in children(pid) if not is_log_writer(c)]
     return kids[0] if kids else pid
 
 

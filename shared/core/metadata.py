@@ -25,6 +25,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
+from shared.core.attacks import Attack
 from shared.core.naming import ProductName
 from shared.core.s1time import parse_iso
 
@@ -39,10 +40,13 @@ AttributeValue = str | int | float | bool | datetime
 
 
 class MetadataError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    """`attack`: Attack.XXE for a document with a DTD, entities or external references."""
+
+    def __init__(self, reason: str, detail: str, attack: Attack | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.attack = attack
 
 
 def _invalid(detail: str) -> MetadataError:
@@ -216,7 +220,8 @@ def from_manifest(xml: bytes, name: ProductName) -> ProductMetadata:
     try:
         root = DefusedET.fromstring(xml, forbid_dtd=True)
     except DefusedXmlException as exc:
-        raise _invalid(f"manifest refused ({type(exc).__name__}): {exc}") from None
+        raise MetadataError(METADATA_INVALID, f"manifest refused ({type(exc).__name__}): {exc}",
+                            Attack.XXE) from None
     except DefusedET.ParseError as exc:
         raise _invalid(f"manifest is not well-formed XML: {exc}") from None
     if _local(root.tag) != "XFDU":
@@ -295,7 +300,8 @@ def _header(stream: BinaryIO) -> Element:
             if local == "Earth_Explorer_Header":
                 break
     except DefusedXmlException as exc:
-        raise _invalid(f"EOF refused ({type(exc).__name__}): {exc}") from None
+        raise MetadataError(METADATA_INVALID, f"EOF refused ({type(exc).__name__}): {exc}",
+                            Attack.XXE) from None
     except DefusedET.ParseError as exc:
         raise _invalid(f"EOF header is not well-formed or truncated: {exc}") from None
     if fixed is None:

@@ -22,6 +22,7 @@ from shared.core.archive_safety import (
     iter_members,
     safe_root,
 )
+from shared.core.attacks import Attack
 
 from . import hostile
 from .hostile import DEFAULT_SAFE
@@ -175,6 +176,39 @@ def test_hostile_archive_is_refused(
     for word in words:
         assert word in error.detail
     assert time.monotonic() - started < 5  # refusing must not mean decompressing everything
+
+
+ATTACKS = [
+    # builder, kwargs, kind, what the refusal says the archive was built to do
+    (hostile.zip_slip, {}, "zip", Attack.ZIP_SLIP),
+    (hostile.zip_absolute, {}, "zip", Attack.ZIP_SLIP),
+    (hostile.zip_absolute, {"name": "C:\\Windows\\evil.dll"}, "zip", Attack.ZIP_SLIP),
+    (hostile.tar_slip, {}, "tgz", Attack.ZIP_SLIP),
+    (hostile.zip_symlink, {}, "zip", Attack.ZIP_SLIP),
+    (hostile.tar_symlink, {}, "tgz", Attack.ZIP_SLIP),
+    (hostile.tar_hardlink, {}, "tgz", Attack.ZIP_SLIP),
+    (hostile.zip_bomb, {}, "zip", Attack.BOMB),
+    (hostile.tar_bomb, {}, "tgz", Attack.BOMB),
+    (hostile.zip_overlapping, {}, "zip", Attack.BOMB),
+    (hostile.zip_encrypted, {}, "zip", None),  # refused for what it is, not an attack
+    (hostile.zip_device, {}, "zip", None),
+    (hostile.tar_duplicate, {}, "tgz", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("builder", "kwargs", "kind", "attack"), ATTACKS,
+    ids=[f"{b.__name__}-{kind}-{'-'.join(map(str, kw.values()))}" for b, kw, kind, _ in ATTACKS],
+)
+def test_a_refusal_names_the_attack(tmp_path: Path, builder, kwargs: dict, kind: str,
+                                    attack: Attack | None) -> None:
+    assert refused(builder(tmp_path / f"hostile.{kind}", **kwargs), kind).attack is attack
+
+
+def test_a_member_count_or_size_over_the_limits_is_a_bomb(tmp_path: Path) -> None:
+    path = hostile.safe_zip(tmp_path / "p.zip")
+    assert refused(path, "zip", ArchiveLimits(max_members=1)).attack is Attack.BOMB
+    assert refused(path, "zip", ArchiveLimits(max_total_bytes=10)).attack is Attack.BOMB
 
 
 @pytest.mark.parametrize("kind", ["zip", "tgz"])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.core.attacks import Attack
 from shared.core.metadata import (
     CONTENT_MISMATCH,
     METADATA_INVALID,
@@ -342,6 +343,7 @@ def test_hostile_manifest_is_refused(prolog):
     body = b"<XFDU><metadataSection><x>&lol9;&xxe;</x></metadataSection></XFDU>"
     error = expect_invalid(from_manifest, prolog + body, parse(CAL), match="refused")
     assert "Forbidden" in error.detail
+    assert error.attack is Attack.XXE
 
 
 @pytest.mark.parametrize("prolog", [BILLION_LAUGHS, EXTERNAL_ENTITY, EXTERNAL_DTD])
@@ -352,6 +354,7 @@ def test_hostile_eof_is_refused(prolog):
     )
     error = expect_invalid(from_eof, io.BytesIO(hostile), parse(RESORB), match="refused")
     assert "Forbidden" in error.detail
+    assert error.attack is Attack.XXE
 
 
 def cal_manifest(old: bytes, new: bytes) -> bytes:

@@ -3,39 +3,71 @@
 so one file's story is one query in the log store (Elastic, Graylog, Loki, Wazuh...).
 
 Fields: `@timestamp`, `log.level`, `log.logger`, `message`, `ecs.version`, `service.name`,
-`process.*`, `trace.id` / `span.id` (the span continuing the CloudEvent's traceparent),
+`process.pid`, `trace.id` / `span.id` (the span continuing the CloudEvent's traceparent),
 `event.id` (the CloudEvent's id) and auxip's own under `auxip.*` (`auxip.event_type`,
 `auxip.subject`, `auxip.product`). The auxip fields come from a context variable (`bound`),
 so lines written deep inside `shared` by modules that know nothing of events carry them.
 
-Never blocking: a line is formatted in the thread that logs (where the context variable and
-the current span are) and put on an in-memory queue; one listener thread per process writes
-the queue to the stream (`QueueHandler` + `QueueListener`, stdlib). A slow or stuck stderr
-(a full pipe, a paused collector) costs the request nothing but memory, bounded: past
-QUEUE_SIZE lines waiting, new ones are dropped and counted. The queue is drained at exit
-(atexit), so a function's last lines are not lost when gunicorn stops a worker, and a
-forked child (a gunicorn worker forked after set-up) gets a listener thread of its own.
+Formatting is not done where requests are served (ecs-logging takes ~30 us a line: at
+10,000 lines a second, a third of the interpreter and its GIL). Three parties:
+- the thread that logs: the record (logging's documented cheap settings: no caller frame,
+  no thread or process name), then, in the handler, its message merged with its
+  arguments, the bound fields and the current span's ids (true only there) as plain
+  values (`ecs_format.to_wire`) on an in-memory queue. No formatting, no I/O; past
+  QUEUE_SIZE lines waiting, new ones are dropped and counted (`dropped()`);
+- one writer thread per process: every PAUSE_S, what the queue holds goes down a pipe in
+  marshal'ed frames, one write;
+- the log writer process (`telemetry.log_writer`, started by that thread at the first
+  line, with the same interpreter, importing only ecs-logging: ~14 MB): rebuilds the
+  records, formats them with the same `EcsFormatter` and writes the lines to stderr (the
+  descriptor it inherits) or to the file given. It exits on EOF, so it never outlives
+  its parent, and runs at nice 10: where CPU is short, requests go first.
+JSON to stderr, to a real file or to a path (the security events' file) takes that path.
+Text lines (AUXIP_LOG_FORMAT=text), a stream that has no descriptor (a test's StringIO,
+a test runner's stand-in for sys.stderr) and syslog are formatted by the writer thread
+itself, in this process.
+
+A writer process that dies is started again once (the lines in its pipe are lost); if it
+dies again, this process formats and writes its lines itself from then on; either is said
+once on stderr. A slow one blocks only the writer thread: the queue fills, lines are
+dropped and counted, a request never waits. At exit (atexit) the queue is written out and
+the writer process waited for (bounded), so a function's last lines are not lost; a forked
+child (a gunicorn worker forked after set-up) gets its own queue, thread and process.
 """
 
 from __future__ import annotations
 
 import atexit
+import copy
+import io
 import logging
 import logging.handlers
+import marshal
 import os
 import queue
+import select
+import subprocess
 import sys
 import threading
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import IO, Any
 
-import ecs_logging
 from opentelemetry import trace
 
-CONTEXT_KEYS = ("event_id", "event_type", "subject", "product")
+from shared.adapters.telemetry import ecs_format
+from shared.adapters.telemetry.ecs_format import CONTEXT, CONTEXT_KEYS, TRACE
+
 QUEUE_SIZE = 100_000
+PAUSE_S = 0.05  # the writer thread wakes at most this often: fewer hand-offs of the GIL
+EXIT_WAIT_S = 5.0  # at exit, for the queue and the writer process
+FLUSH_WAIT_S = 10.0
+FRAME_LINES = 500  # lines a frame at most: the writer process's memory stays small
+_ROOT = Path(__file__).resolve().parents[3]  # where the `shared` package is importable from
 
 _fields: ContextVar[dict[str, str]] = ContextVar("auxip_log_fields", default={})
 
@@ -54,32 +86,20 @@ def current_fields() -> dict[str, str]:
     return dict(_fields.get())
 
 
-class EcsFormatter(ecs_logging.StdlibFormatter):
-    """ecs-logging's formatter, plus the service, the trace and auxip's bound fields."""
+def capture(record: logging.LogRecord) -> None:
+    """The bound fields and the current span, onto the record (in the thread that logs)."""
+    record.__dict__[CONTEXT] = _fields.get() or None
+    span = trace.get_current_span().get_span_context()
+    record.__dict__[TRACE] = (span.trace_id, span.span_id) if span.is_valid else None
 
-    def __init__(self, service: str) -> None:
-        # log.original repeats `message`; the logger names the module, and where in it a
-        # line was written (log.origin) or which thread wrote it costs a third of a line...
-        super().__init__(exclude_fields=("log.original", "log.origin", "process.thread",
-                                         "process.name"))
-        self.service = service
 
-    def format_to_ecs(self, record: logging.LogRecord) -> dict[str, Any]:
-        document = super().format_to_ecs(record)
-        document.setdefault("service", {})["name"] = self.service
-        fields = _fields.get()
-        if fields:
-            if "event_id" in fields:
-                document.setdefault("event", {}).setdefault("id", fields["event_id"])
-            auxip = document.setdefault("auxip", {})
-            for key in CONTEXT_KEYS[1:]:
-                if key in fields:
-                    auxip.setdefault(key, fields[key])
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            document.setdefault("trace", {})["id"] = trace.format_trace_id(span.trace_id)
-            document.setdefault("span", {})["id"] = trace.format_span_id(span.span_id)
-        return document
+class EcsFormatter(ecs_format.EcsFormatter):
+    """The ECS formatter; used directly on a handler, it takes the context then and there."""
+
+    def context_of(self, record: logging.LogRecord) -> tuple[dict[str, str], Any]:
+        if CONTEXT not in record.__dict__:
+            capture(record)
+        return super().context_of(record)
 
 
 class TextFormatter(logging.Formatter):
@@ -87,22 +107,17 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = _fields.get()
-        span = trace.get_current_span().get_span_context()
+        if CONTEXT not in record.__dict__:
+            capture(record)
+        fields = record.__dict__[CONTEXT] or {}
+        span = record.__dict__[TRACE]
         extra = [f"{k}={fields[k]}" for k in CONTEXT_KEYS if k in fields]
         action = getattr(record, "event.action", None)
         if action:
             extra.append(f"action={action}")
-        if span.is_valid:
-            extra.append(f"trace_id={trace.format_trace_id(span.trace_id)}")
+        if span:
+            extra.append(f"trace_id={span[0]:032x}")
         return f"{line} [{' '.join(extra)}]" if extra else line
-
-
-class _Preformatted(logging.Formatter):
-    """The listener's side: the line was formatted by the thread that logged it."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return str(record.msg)
 
 
 class StderrHandler(logging.StreamHandler):
@@ -122,104 +137,509 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
-class _DroppingQueueHandler(logging.handlers.QueueHandler):
-    """A full queue (the stream cannot keep up) drops the line rather than wait."""
-
-    dropped = 0
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
-            type(self).dropped += 1
-
-
-class Pipeline:
-    """A queue handler for a logger and the listener thread writing its queue to `target`."""
-
-    def __init__(self, target: logging.Handler, formatter: logging.Formatter) -> None:
-        self.queue: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_SIZE)
-        self.handler = _DroppingQueueHandler(self.queue)
-        self.handler.setFormatter(formatter)
-        self.handler.auxip = True  # type: ignore[attr-defined]
-        self.target = target
-        if target.formatter is None:
-            target.setFormatter(_Preformatted())
-        self._lock = threading.Lock()
-        self.listener: logging.handlers.QueueListener | None = None
-        self.start()
-
-    def start(self) -> None:
-        with self._lock:
-            self.listener = logging.handlers.QueueListener(self.queue, self.target,
-                                                           respect_handler_level=False)
-            self.listener.start()
-            _running.add(self)
-
-    def stop(self) -> None:
-        """Write what is queued, then stop the thread (idempotent)."""
-        with self._lock:
-            if self.listener is not None and self.listener._thread is not None:
-                self.listener.stop()
-            self.listener = None
-            _running.discard(self)
-        self.target.flush()
-
-    def forked(self) -> None:
-        # The child has the queue and its lines but not the parent's thread: start its own.
-        self._lock = threading.Lock()
-        if self.listener is not None:
-            self.listener = None
-            self.start()
-
-
-_running: set[Pipeline] = set()
-
-
-def flush_all() -> None:
-    """Drain every queue (atexit; a test may call it to read what was logged)."""
-    for pipeline in list(_running):
-        pipeline.stop()
-        pipeline.start()
-
-
-def _stop_all() -> None:
-    for pipeline in list(_running):
-        pipeline.stop()
-
-
-def _after_fork() -> None:
-    for pipeline in list(_running):
-        pipeline.forked()
-
-
-atexit.register(_stop_all)
-os.register_at_fork(after_in_child=_after_fork)
-
-
 def formatter_for(service: str, fmt: str) -> logging.Formatter:
     if fmt == "json":
         return EcsFormatter(service)
     return TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+class Channel:
+    """One destination: the writer process's (`remote`: ("fd", n) or ("path", p)) when it
+    can take it, and the in-process handler (`local`) otherwise or after it failed."""
+
+    def __init__(self, number: int, service: str, local: logging.Handler,
+                 remote: tuple[str, int | str] | None) -> None:
+        self.number, self.service, self.local, self.remote = number, service, local, remote
+        # A descriptor is the process's as it was when opened: the writer process gets the
+        # same file even if the number is reused later.
+        self.identity = _identity(remote[1]) if remote and remote[0] == "fd" else None
+
+
+class ChannelHandler(logging.Handler):
+    """The logger's side, in the thread that logs: takes what the line needs, queues it."""
+
+    dropped = 0  # lines not queued because QUEUE_SIZE were waiting (every channel's)
+
+    def __init__(self, writer: Writer, channel: Channel) -> None:
+        super().__init__()
+        self.writer, self.channel = writer, channel
+        self.remote = channel.remote is not None
+        self.auxip = True
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        # No handler lock: the queue is thread-safe, and the lock costs every line.
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = self.writer.queue
+            if lines.qsize() >= QUEUE_SIZE:
+                ChannelHandler.dropped += 1
+                return
+            # The message now: its arguments may change (or be another thread's) later.
+            message = record.getMessage()
+            context = _fields.get() or None
+            span = trace.get_current_span().get_span_context()
+            ids = (span.trace_id, span.span_id) if span.is_valid else None
+            if self.remote:  # plain values, for the writer process: the record ends here
+                lines.put(ecs_format.to_wire(self.channel.number, record, message, context,
+                                             ids))
+                return
+            record.message = message
+            record.__dict__[CONTEXT] = context
+            record.__dict__[TRACE] = ids
+            if record.exc_info:
+                record = _detached(record)
+            lines.put((self.channel.number, record))
+        except Exception:  # noqa: BLE001 - logging must not fail the caller
+            self.handleError(record)
+
+    def close(self) -> None:
+        """Write what is queued for this channel, then forget it."""
+        self.writer.call(_Close(self.channel.number))
+        super().close()
+
+
+def _detached(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy whose exception is text (a traceback cannot travel); other handlers of the
+    logger keep the original."""
+    copied = copy.copy(record)
+    copied.__dict__.update(ecs_format.error_fields(record))
+    copied.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")  # type: ignore[misc]
+    copied.exc_info = None
+    return copied
+
+
+class _Marker:
+    """Something the writer thread does in turn with the lines queued before it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def run(self, writer: Writer) -> bool:  # False: the thread stops
+        raise NotImplementedError
+
+
+class _Open(_Marker):
+    def __init__(self, channel: Channel) -> None:
+        super().__init__()
+        self.channel = channel
+
+    def run(self, writer: Writer) -> bool:
+        writer.open(self.channel)
+        return True
+
+
+class _Close(_Marker):
+    def __init__(self, number: int) -> None:
+        super().__init__()
+        self.number = number
+
+    def run(self, writer: Writer) -> bool:
+        writer.flush()
+        writer.close(self.number)
+        return True
+
+
+class _Flush(_Marker):
+    def run(self, writer: Writer) -> bool:
+        writer.flush()
+        return True
+
+
+class _Stop(_Marker):
+    def run(self, writer: Writer) -> bool:
+        writer.stop_process()
+        return False
+
+
+class Writer:
+    """The process's queue, its writer thread, and the log writer process it feeds."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.channels: dict[int, Channel] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.passed: dict[int, tuple[int, int] | None] = {}  # fd -> identity, in the process
+        self.restarts = 0
+        self.in_process = False  # the writer process died twice: format here from now on
+        self._start_thread()
+
+    def _start_thread(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="auxip-log-writer", daemon=True)
+        self.thread.start()
+
+    def call(self, marker: _Marker, timeout: float = FLUSH_WAIT_S) -> bool:
+        """Queue `marker` after the lines queued so far; True when it ran within `timeout`."""
+        if not self.thread.is_alive():
+            return False
+        self.queue.put(marker)
+        return marker.done.wait(timeout)
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        lines = self.queue
+        while True:
+            batch = [lines.get()]
+            try:
+                while len(batch) < QUEUE_SIZE:
+                    batch.append(lines.get_nowait())
+            except queue.Empty:
+                pass
+            try:
+                going_on = self._write(batch)
+            except Exception as error:  # noqa: BLE001 - a bug here must not stop the logs
+                _say(f"lines lost: {error!r}")
+                for item in batch:
+                    if type(item) is not tuple:
+                        item.done.set()
+                going_on = True
+            if not going_on:
+                return
+            time.sleep(PAUSE_S)  # let lines gather: fewer wake-ups, fewer hand-offs of the GIL
+
+    def _write(self, batch: list[Any]) -> bool:
+        wire: list[ecs_format.Wire] = []
+        for item in batch:
+            if type(item) is not tuple:  # a marker
+                self._send(wire)
+                wire = []
+                try:
+                    going_on = item.run(self)
+                finally:
+                    item.done.set()
+                if not going_on:
+                    return False
+                continue
+            if len(item) > 2:  # to_wire's, for the writer process
+                wire.append(item)
+                continue
+            number, record = item
+            channel = self.channels.get(number)
+            if channel is not None:
+                _handle(channel.local, record)
+        self._send(wire)
+        return True
+
+    def _send(self, wire: list[ecs_format.Wire]) -> None:
+        if not wire:
+            return
+        if self.in_process:
+            self._here(wire)
+            return
+        frames = []
+        for start in range(0, len(wire), FRAME_LINES):
+            part = wire[start:start + FRAME_LINES]
+            try:
+                frames.append(_frame("records", part))
+            except ValueError:  # an `extra=` value marshal cannot write: as text
+                frames.append(_frame("records", [_plain(item) for item in part]))
+        if not self._deliver(b"".join(frames)):
+            self._here(wire)
+
+    def _here(self, wire: list[ecs_format.Wire]) -> None:
+        """Lines for the writer process, formatted and written here (it is gone for good)."""
+        for item in wire:
+            number, record = ecs_format.from_wire(item)
+            if number in self.channels:
+                _handle(self.channels[number].local, record)
+
+    def _deliver(self, data: bytes) -> bool:
+        """`data` to the writer process (started if need be); False: write here instead."""
+        for _ in range(2):
+            if self.in_process:
+                return False
+            try:
+                process = self.process or self._spawn()
+                _write_all(process.stdin.fileno(), data)  # type: ignore[union-attr]
+                return True
+            except OSError as error:
+                self._died(error)
+        return False
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        remote = [c for c in self.channels.values() if c.remote is not None]
+        fds = {int(c.remote[1]): c.identity for c in remote  # type: ignore[index]
+               if c.remote[0] == "fd" and int(c.remote[1]) > 2}  # type: ignore[index]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shared.adapters.telemetry.log_writer"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=sorted(fds), env=env)
+        self.passed = fds
+        opens = b"".join(_frame("open", _open_body(c)) for c in remote)
+        _write_all(self.process.stdin.fileno(), opens)  # type: ignore[union-attr]
+        return self.process
+
+    def _died(self, error: OSError) -> None:
+        process, self.process = self.process, None
+        code = None
+        if process is not None:
+            _close_pipes(process)
+            try:
+                code = process.wait(1.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if self.restarts == 0:
+            self.restarts = 1
+            _say(f"the log writer process stopped ({error}; exit code {code}): starting"
+                 " another")
+        else:
+            self.in_process = True
+            _say(f"the log writer process stopped again ({error}; exit code {code}): lines"
+                 " are formatted and written by this process from now on")
+
+    def open(self, channel: Channel) -> None:
+        self.channels[channel.number] = channel
+        if self.process is None or channel.remote is None:
+            return  # the writer process gets it when it starts
+        kind, where = channel.remote
+        if kind == "fd" and int(where) > 2 and self.passed.get(int(where), ()) != \
+                channel.identity:
+            self.stop_process()  # a descriptor it does not have: another process, next line
+            return
+        self._deliver(_frame("open", _open_body(channel)))
+
+    def close(self, number: int) -> None:
+        channel = self.channels.pop(number, None)
+        if channel is None:
+            return
+        if channel.remote is not None and self.process is not None:
+            self._deliver(_frame("close", number))
+        channel.local.flush()
+
+    def flush(self) -> None:
+        """Every line queued so far, written (the writer process answers when it is)."""
+        if self.process is not None and self._deliver(_frame("flush", 1)) and self.process:
+            answer = self.process.stdout.fileno()  # type: ignore[union-attr]
+            ready, _, _ = select.select([answer], [], [], FLUSH_WAIT_S)
+            if ready and len(os.read(answer, 4)) < 4:
+                self._died(BrokenPipeError("no answer to a flush"))
+        for channel in self.channels.values():
+            channel.local.flush()
+
+    def stop_process(self) -> None:
+        """EOF to the writer process; it writes what it has, then exits (waited, bounded)."""
+        process, self.process = self.process, None
+        self.passed = {}
+        if process is None:
+            return
+        _close_pipes(process)
+        try:
+            process.wait(EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            pass  # stuck on its output; EOF already given, it ends when that drains
+
+    # -- the process's life ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.call(_Stop(), EXIT_WAIT_S * 2)
+
+    def forked(self) -> None:
+        """In a forked child: the parent's queue, thread and writer process stay the
+        parent's (its pipe closed here, so only the parent's exit ends it)."""
+        self.queue = queue.SimpleQueue()
+        if self.process is not None:
+            _abandoned.append(self.process)  # not ours to wait for
+            _close_pipes(self.process)
+        self.process = None
+        self.passed = {}
+        self.restarts = 0
+        self._start_thread()
+
+
+def _handle(handler: logging.Handler, record: logging.LogRecord) -> None:
+    try:
+        handler.handle(record)
+    except Exception:  # noqa: BLE001 - the writer thread must go on
+        handler.handleError(record)
+
+
+def _frame(kind: str, body: Any) -> bytes:
+    payload = marshal.dumps((kind, body))
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def _open_body(channel: Channel) -> tuple[int, str, str, int | str]:
+    assert channel.remote is not None
+    return (channel.number, channel.service, *channel.remote)
+
+
+def _plain(item: ecs_format.Wire) -> ecs_format.Wire:
+    """The item with what marshal cannot write (an object, a str or int subclass such as
+    an enum) as plain text or numbers."""
+    extras, context = item[6], item[7]
+    return (*item[:4], str(item[4]), item[5],
+            {str(k): _plain_value(v) for k, v in extras.items()} if extras else None,
+            {str(k): str(v) for k, v in context.items()} if context else None, *item[8:])
+
+
+def _plain_value(value: Any) -> Any:
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    for pipe in (process.stdin, process.stdout):
+        try:
+            if pipe is not None:
+                pipe.close()
+        except OSError:
+            pass
+
+
+def _identity(fd: int | str) -> tuple[int, int] | None:
+    try:
+        stat = os.fstat(int(fd))
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _say(text: str) -> None:
+    try:
+        os.write(2, f"auxip logging: {text}\n".encode())
+    except OSError:
+        pass
+
+
+_abandoned: list[subprocess.Popen[bytes]] = []
+_writer: Writer | None = None
+_writer_lock = threading.Lock()
+_numbers = iter(range(1, 1 << 62))
+
+
+def writer() -> Writer:
+    global _writer
+    with _writer_lock:
+        if _writer is None:
+            _writer = Writer()
+        return _writer
+
+
+def _stderr_descriptor() -> int | None:
+    """2 when sys.stderr is the process's own (not a test runner's stand-in)."""
+    stream = sys.stderr
+    if stream is None or stream is not sys.__stderr__:
+        return None
+    try:
+        return 2 if stream.fileno() == 2 else None
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _descriptor(stream: IO[str]) -> int | None:
+    try:
+        fd = stream.fileno()
+        stream.flush()
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return fd
+
+
+def channel(service: str, fmt: str, target: IO[str] | Path | logging.Handler | None = None,
+            ) -> ChannelHandler:
+    """A handler for a logger, writing to `target`: None (stderr), a stream, a file path
+    (reopened when moved), or a handler of its own (run by the writer thread, with its own
+    formatter). JSON to stderr, a stream with a descriptor, or a path goes through the
+    writer process."""
+    remote: tuple[str, int | str] | None = None
+    if isinstance(target, logging.Handler):
+        local = target
+    else:
+        if target is None:
+            local = StderrHandler()
+            fd = _stderr_descriptor()
+        elif isinstance(target, Path):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            local = logging.handlers.WatchedFileHandler(target, encoding="utf-8", delay=True)
+            fd = None
+            remote = ("path", str(target))
+        else:
+            local = logging.StreamHandler(target)
+            fd = _descriptor(target)
+        if fd is not None:
+            remote = ("fd", fd)
+    if local.formatter is None:
+        local.setFormatter(formatter_for(service, fmt))
+    if fmt != "json":
+        remote = None
+    process_writer = writer()
+    opened = Channel(next(_numbers), service, local, remote)
+    process_writer.queue.put(_Open(opened))
+    return ChannelHandler(process_writer, opened)
+
+
+def dropped() -> int:
+    """Lines dropped since the process started because the queue was full."""
+    return ChannelHandler.dropped
+
+
+def flush_all() -> None:
+    """Write out every line queued so far (the CLI at the end of a command; a test, to read
+    what was logged)."""
+    if _writer is not None:
+        _writer.call(_Flush())
+
+
+def _stop() -> None:
+    if _writer is not None:
+        _writer.stop()
+
+
+def _after_fork() -> None:
+    if _writer is not None:
+        _writer.forked()
+
+
+atexit.register(_stop)
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _cheap_records() -> None:
+    # logging's documented savings ("Optimization"): no caller frame, no thread or
+    # multiprocessing names. ECS lines leave them out (log.origin, process.thread/name).
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+
+
 def configure(service: str, *, level: str = "INFO", fmt: str = "json",
-              stream: IO[str] | None = None) -> logging.Handler:
+              stream: IO[str] | None = None) -> ChannelHandler:
     """Send the root logger's records to `stream` (stderr) in `fmt`, through the queue;
     idempotent: a second call replaces what the first one installed."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "auxip", False):
             root.removeHandler(handler)
-            pipeline = getattr(handler, "pipeline", None)
-            if pipeline is not None:
-                pipeline.stop()
-    target = logging.StreamHandler(stream) if stream is not None else StderrHandler()
-    pipeline = Pipeline(target, formatter_for(service, fmt))
-    pipeline.handler.pipeline = pipeline  # type: ignore[attr-defined]
-    root.addHandler(pipeline.handler)
+            handler.close()
+    if fmt == "json":
+        _cheap_records()
+    handler = channel(service, fmt, stream)
+    root.addHandler(handler)
     root.setLevel(level.upper())
     # One INFO line per HTTP request the outbox makes would drown the function's own lines.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
-    return pipeline.handler
+    return handler

@@ -13,9 +13,10 @@ Where they go is configuration (AUXIP_SECURITY_EVENTS):
   it (WatchedFileHandler);
 - `syslog://host:514` (UDP) or `syslog+tcp://host:514`: RFC 5424 syslog, facility authpriv,
   the ECS JSON as the message.
-Writing goes through the same queue and listener thread as the logs: a request never waits
-for the file or the syslog server, and `emit` never raises (a broken collector must not
-fail a request).
+Writing goes through the same queue and writer thread as the logs (telemetry.logging): a
+request never waits for the file or the syslog server, and `emit` never raises (a broken
+collector must not fail a request). The file's lines are formatted and written by the log
+writer process, as the logs are; syslog's by the writer thread.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from shared.adapters.telemetry.logging import EcsFormatter, Pipeline, TextFormatter
+from shared.adapters.telemetry.logging import ChannelHandler, EcsFormatter, channel
 
 LOGGER = logging.getLogger("auxip.security")
 log = logging.getLogger("auxip.telemetry")
@@ -47,7 +48,7 @@ _DEFAULT_TYPE = {"authentication": "start", "iam": "change", "file": "info", "ma
 
 failures = 0  # emits that failed (a bug, never a collector: that is the listener's side)
 
-_pipeline: Pipeline | None = None
+_handler: ChannelHandler | None = None
 
 
 def emit(action: str, category: Category | list[Category], outcome: Outcome, *,
@@ -117,58 +118,55 @@ def parse_target(text: str) -> tuple[str, str | tuple[str, int] | None]:
 
 class _Rfc5424(logging.Formatter):
     """`1 TIMESTAMP HOST APP PROCID MSGID - MSG` after the handler's `<PRI>` (RFC 5424);
-    the message is the ECS line, formatted already by the thread that logged it."""
+    the message is the event's ECS line."""
 
-    def __init__(self, app: str, framed: bool) -> None:
+    def __init__(self, service: str, framed: bool) -> None:
         super().__init__()
-        self.app, self.framed = app, framed
+        self.app, self.framed = f"auxip-{service}", framed
         self.host = socket.gethostname() or "-"
+        self.ecs = EcsFormatter(service)
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
         msgid = str(getattr(record, "event.action", None) or "auxip.security")
-        line = f"1 {stamp} {self.host} {self.app} {os.getpid()} {msgid} - {record.msg}"
+        line = (f"1 {stamp} {self.host} {self.app} {os.getpid()} {msgid} - "
+                f"{self.ecs.format(record)}")
         return line + "\n" if self.framed else line  # TCP: non-transparent framing (LF)
 
 
-def _target_handler(service: str, kind: str,
-                    where: str | tuple[str, int] | None) -> logging.Handler:
-    if kind == "file":
-        path = Path(str(where))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return logging.handlers.WatchedFileHandler(path, encoding="utf-8")
-    assert isinstance(where, tuple)
+def _syslog_handler(service: str, kind: str, where: tuple[str, int]) -> logging.Handler:
     tcp = kind == "syslog+tcp"
     handler = logging.handlers.SysLogHandler(
         address=where, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV,
         socktype=socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     handler.append_nul = False
-    handler.setFormatter(_Rfc5424(f"auxip-{service}", framed=tcp))
+    handler.setFormatter(_Rfc5424(service, framed=tcp))
     return handler
 
 
 def configure(service: str, target: str = "stderr", *, fmt: str = "json") -> None:
     """Point `auxip.security` at `target`; idempotent: a second call replaces the first."""
-    global _pipeline
-    if _pipeline is not None:
-        LOGGER.removeHandler(_pipeline.handler)
-        _pipeline.stop()
-        _pipeline = None
+    global _handler
+    if _handler is not None:
+        LOGGER.removeHandler(_handler)
+        _handler.close()
+        _handler = None
     LOGGER.setLevel(logging.INFO)
     kind, where = parse_target(target)
     if kind == "stderr":
         LOGGER.propagate = True  # the root logger's handler: the same stream as the logs
         return
     try:
-        handler = _target_handler(service, kind, where)
+        if kind == "file":
+            _handler = channel(service, fmt, Path(str(where)))
+        else:
+            assert isinstance(where, tuple)
+            _handler = channel(service, fmt, _syslog_handler(service, kind, where))
     except OSError as error:
         # A syslog server down at start must not stop the function: the events then go
         # with the logs, and this line says why.
         LOGGER.propagate = True
         log.error("security events: cannot open %s (%s); they go to stderr", target, error)
         return
-    formatter = EcsFormatter(service) if fmt == "json" else TextFormatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _pipeline = Pipeline(handler, formatter)
-    LOGGER.addHandler(_pipeline.handler)
+    LOGGER.addHandler(_handler)
     LOGGER.propagate = False

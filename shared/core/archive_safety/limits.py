@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from shared.core.attacks import Attack
+
 ARCHIVE_UNSAFE = "archive_unsafe"
 ARCHIVE_CORRUPT = "archive_corrupt"
 
@@ -18,14 +20,18 @@ TAR_KINDS = frozenset({"tar", "tgz", "tar.gz"})
 
 
 class UnsafeArchive(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    """`attack`: what the archive was built to do, when the refusal says it (a zip slip,
+    a bomb); None for an archive refused for what it is (encrypted, a device...)."""
+
+    def __init__(self, reason: str, detail: str, attack: Attack | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.attack = attack
 
 
-def unsafe(detail: str) -> UnsafeArchive:
-    return UnsafeArchive(ARCHIVE_UNSAFE, detail)
+def unsafe(detail: str, attack: Attack | None = None) -> UnsafeArchive:
+    return UnsafeArchive(ARCHIVE_UNSAFE, detail, attack)
 
 
 def corrupt(detail: str) -> UnsafeArchive:
@@ -76,12 +82,13 @@ def normalise(raw: str) -> str:
         raise unsafe(f"member {raw!r}: name is not valid UTF-8") from None
     # Backslash is a separator for Windows extractors, so '..\\x' is traversal there.
     if "\\" in raw:
-        raise unsafe(f"member {raw!r}: backslash in name (a Windows path separator)")
+        raise unsafe(f"member {raw!r}: backslash in name (a Windows path separator)",
+                     Attack.ZIP_SLIP)
     if raw.startswith("/") or _DRIVE.match(raw):
-        raise unsafe(f"member {raw!r}: absolute path")
+        raise unsafe(f"member {raw!r}: absolute path", Attack.ZIP_SLIP)
     parts = raw.split("/")
     if ".." in parts:
-        raise unsafe(f"member {raw!r}: path traversal ('..' component)")
+        raise unsafe(f"member {raw!r}: path traversal ('..' component)", Attack.ZIP_SLIP)
     return "/".join(p for p in parts if p not in ("", "."))
 
 
@@ -116,12 +123,12 @@ def check_sizes(raw: str, size: int, total: int, limits: ArchiveLimits) -> None:
     if size > limits.max_member_bytes:
         raise unsafe(
             f"member {raw!r}: {size} bytes uncompressed, over the limit of "
-            f"{limits.max_member_bytes}"
+            f"{limits.max_member_bytes}", Attack.BOMB
         )
     if total > limits.max_total_bytes:
         raise unsafe(
             f"members up to {raw!r} total {total} bytes uncompressed, over the limit of "
-            f"{limits.max_total_bytes}"
+            f"{limits.max_total_bytes}", Attack.BOMB
         )
 
 
@@ -131,5 +138,5 @@ def ratio_over(size: int, compressed: int, limits: ArchiveLimits) -> bool:
 
 def check_count(count: int, limits: ArchiveLimits) -> None:
     if count > limits.max_members:
-        raise unsafe(f"more than {limits.max_members} members")
+        raise unsafe(f"more than {limits.max_members} members", Attack.BOMB)
 

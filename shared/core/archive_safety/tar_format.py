@@ -27,6 +27,7 @@ from shared.core.archive_safety.limits import (
     ratio_over,
     unsafe,
 )
+from shared.core.attacks import Attack
 
 _TRAILER_LIMIT = 1 * MiB  # zero padding tolerated after the end-of-archive marker
 _TAIL_KEEP = 64 * KiB  # > tarfile's read-ahead (one 10 KiB record + one block)
@@ -46,7 +47,8 @@ class _SafeTarInfo(tarfile.TarInfo):
         # tarfile reads a pax or long-name header into memory in one piece, whatever size it
         # declares: refuse big ones before that happens.
         if self.type in _TAR_LONG_HEADERS and self.size > _TAR_HEADER_LIMIT:
-            raise unsafe(f"extended header of {self.size} bytes at offset {self.offset}")
+            raise unsafe(f"extended header of {self.size} bytes at offset {self.offset}",
+                         Attack.BOMB)
         return super()._proc_member(tarfile_)
 
 
@@ -87,7 +89,7 @@ class _Guarded:
             raise unsafe(
                 f"decompresses to more than {self.limits.max_ratio:g} times its compressed "
                 f"size ({self.count} bytes from {self.source.count}), at member "
-                f"{self.current!r}"
+                f"{self.current!r}", Attack.BOMB
             )
         self.tail += data
         if len(self.tail) > 2 * _TAIL_KEEP:
@@ -174,9 +176,9 @@ class TarWalk:
         raw = info.name
         name = normalise(raw)
         if info.issym():
-            raise unsafe(f"member {raw!r}: symbolic link to {info.linkname!r}")
+            raise unsafe(f"member {raw!r}: symbolic link to {info.linkname!r}", Attack.ZIP_SLIP)
         if info.islnk():
-            raise unsafe(f"member {raw!r}: hard link to {info.linkname!r}")
+            raise unsafe(f"member {raw!r}: hard link to {info.linkname!r}", Attack.ZIP_SLIP)
         if info.ischr() or info.isblk() or info.isfifo():
             raise unsafe(f"member {raw!r}: device or fifo")
         if info.issparse():
@@ -228,7 +230,7 @@ def inspect_tar(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> list[Memb
     if walk.source is not None and ratio_over(produced, archive_bytes, limits):
         raise unsafe(
             f"archive compression ratio {produced / max(archive_bytes, 1):.0f} over the limit "
-            f"of {limits.max_ratio:g} ({produced} bytes from {archive_bytes})"
+            f"of {limits.max_ratio:g} ({produced} bytes from {archive_bytes})", Attack.BOMB
         )
     return members
 
@@ -243,7 +245,8 @@ def tar_chunks(walk: TarWalk, entry: TarEntry, chunk_size: int) -> Iterator[byte
         while chunk := f.read(chunk_size):
             produced += len(chunk)
             if produced > declared or produced > walk.limits.max_member_bytes:
-                raise unsafe(f"member {raw!r}: yields more than the {declared} bytes declared")
+                raise unsafe(f"member {raw!r}: yields more than the {declared} bytes declared",
+                             Attack.BOMB)
             yield chunk
     except _TAR_BAD_BYTES as e:
         raise corrupt(f"member {raw!r}: {e}") from None

@@ -24,6 +24,7 @@ from shared.core.archive_safety.limits import (
     ratio_over,
     unsafe,
 )
+from shared.core.attacks import Attack
 
 _ZIP_ENCRYPTED = 0x1
 _ZIP_STRONG_ENCRYPTION = 0x40
@@ -68,11 +69,12 @@ def zip_member(info: zipfile.ZipInfo, limits: ArchiveLimits) -> Member:
         )
     kind = stat.S_IFMT(info.external_attr >> 16)
     if kind == stat.S_IFLNK:
-        raise unsafe(f"member {raw!r}: symbolic link")
+        raise unsafe(f"member {raw!r}: symbolic link", Attack.ZIP_SLIP)
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise unsafe(f"member {raw!r}: device, fifo or socket (mode {kind:#o})")
     if info.external_attr & _WIN_REPARSE_POINT:
-        raise unsafe(f"member {raw!r}: Windows reparse point (symbolic link or junction)")
+        raise unsafe(f"member {raw!r}: Windows reparse point (symbolic link or junction)",
+                     Attack.ZIP_SLIP)
     if not name:
         if not is_dir:
             raise unsafe(f"member {raw!r}: names no file")
@@ -82,7 +84,7 @@ def zip_member(info: zipfile.ZipInfo, limits: ArchiveLimits) -> Member:
         raise unsafe(
             f"member {raw!r}: compression ratio {info.file_size / max(info.compress_size, 1):.0f}"
             f" over the limit of {limits.max_ratio:g} ({info.file_size} bytes from "
-            f"{info.compress_size})"
+            f"{info.compress_size})", Attack.BOMB
         )
     return Member(name, info.file_size, info.compress_size, is_dir)
 
@@ -99,7 +101,8 @@ def _check_zip_layout(zf: zipfile.ZipFile, raw_file: BinaryIO) -> None:
         if info.header_offset < 0 or info.header_offset >= end_of_data:
             raise corrupt(f"member {raw!r}: header offset {info.header_offset} outside the data")
         if info.header_offset < prev_end:
-            raise unsafe(f"member {raw!r}: overlaps the data of member {prev_name!r}")
+            raise unsafe(f"member {raw!r}: overlaps the data of member {prev_name!r}",
+                         Attack.BOMB)
         if prev_name is None and info.header_offset > 0:
             raise unsafe(
                 f"{info.header_offset} bytes before the first member {raw!r} "
@@ -152,7 +155,7 @@ def inspect_zip(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> list[Memb
     if ratio_over(total, archive_bytes, limits):
         raise unsafe(
             f"archive compression ratio {total / max(archive_bytes, 1):.0f} over the limit of "
-            f"{limits.max_ratio:g} ({total} bytes from {archive_bytes})"
+            f"{limits.max_ratio:g} ({total} bytes from {archive_bytes})", Attack.BOMB
         )
     return members
 
@@ -163,7 +166,7 @@ def zip_chunks(
     raw = info.orig_filename
     declared = info.file_size
     if declared > limits.max_member_bytes:
-        raise unsafe(f"member {raw!r}: {declared} bytes, over the limit")
+        raise unsafe(f"member {raw!r}: {declared} bytes, over the limit", Attack.BOMB)
     # zipfile silently stops at the declared size (then fails the CRC): ask it for one byte
     # more, and check the CRC here, so a header that under-declares is named for what it is.
     probe = copy.copy(info)
@@ -176,7 +179,8 @@ def zip_chunks(
                 produced += len(chunk)
                 if produced > declared:
                     raise unsafe(
-                        f"member {raw!r}: yields more than the {declared} bytes its header declares"
+                        f"member {raw!r}: yields more than the {declared} bytes its header declares",
+                        Attack.BOMB,
                     )
                 crc = zlib.crc32(chunk, crc)
                 yield chunk

@@ -38,6 +38,7 @@ from shared.adapters.telemetry.tracing import current_trace_extensions
 from shared.core import attributes, naming
 from shared.core.archive_safety import ArchiveLimits
 from shared.core.arrival import Arrival, is_folder_marker, locate
+from shared.core.attacks import Attack
 from shared.core.checksums import MD5, XXH3
 from shared.pipeline import packaging
 from shared.pipeline.ingestion import inspection, threats
@@ -128,7 +129,7 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             return Result(Outcome.PENDING, name.name, str(waiting))
         except Refused as refused:
             return _reject_arrival(rt, conn, arrival, arrived, refused.reason, refused.detail,
-                                   None, event_id)
+                                   None, event_id, attack=refused.attack)
 
     product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
     existing, in_journal = restore.catalogued(conn, name.logical_name, product_id)
@@ -316,7 +317,8 @@ def _same(info: dict, size: int, md5: str | None) -> bool:
 
 def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
                     arrived: FileArrived, reason: RejectReason, detail: str,
-                    fingerprint: str | None, event_id: str) -> Result:
+                    fingerprint: str | None, event_id: str, *,
+                    attack: Attack | None = None) -> Result:
     """Move what arrived to quarantine, record why, announce it; nothing is dropped."""
     s = rt.settings
     rejection_id = uuid.uuid5(_IDS, f"rejected:{event_id}:{arrival.folder_prefix or arrival.key}")
@@ -355,7 +357,7 @@ def _reject_arrival(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             folders.forget(conn, arrival.bucket, arrival.folder_prefix)
     if first:  # once per rejection, however often the arrival is delivered
         threats.quarantined(arrival.name, reason, detail, quarantine_key=quarantine_key,
-                            bucket=arrival.bucket, event_id=event_id)
+                            bucket=arrival.bucket, event_id=event_id, attack=attack)
     for key in keys:
         storage.delete(rt.s3, arrival.bucket, key)
     log.warning("rejected %s: %s (%s)", arrival.name, reason.value, detail)

@@ -18,6 +18,7 @@ from shared.adapters import storage
 from shared.adapters.virus_scan import ClamdScanner
 from shared.core import archive_safety, metadata
 from shared.core.arrival import Arrival
+from shared.core.attacks import Attack
 from shared.core.checksums import Checksums, Digest, digest_through
 from shared.core.metadata import MetadataError, ProductMetadata
 from shared.core.naming import ProductName
@@ -27,10 +28,11 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 class Refused(Exception):
-    def __init__(self, reason: RejectReason, detail: str) -> None:
+    def __init__(self, reason: RejectReason, detail: str, attack: Attack | None = None) -> None:
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.attack = attack  # what the file was built to do (shared.core.attacks), if known
 
 
 class Incomplete(Exception):
@@ -222,18 +224,18 @@ def _members(path: Path, kind: str, limits: Limits) -> list[archive_safety.Membe
     try:
         return archive_safety.inspect_archive(path, kind, limits.archive)
     except archive_safety.UnsafeArchive as error:
-        raise Refused(RejectReason(error.reason), error.detail) from error
+        raise Refused(RejectReason(error.reason), error.detail, error.attack) from error
 
 
 def _member_chunks(path: Path, kind: str, member: str, limits: Limits) -> Iterator[bytes]:
     try:
         yield from archive_safety.iter_member_chunks(path, kind, member, limits.archive)
     except archive_safety.UnsafeArchive as error:
-        raise Refused(RejectReason(error.reason), error.detail) from error
+        raise Refused(RejectReason(error.reason), error.detail, error.attack) from error
 
 
 def _metadata(extract) -> ProductMetadata:  # type: ignore[no-untyped-def]
     try:
         return extract()
     except MetadataError as error:
-        raise Refused(RejectReason(error.reason), error.detail) from error
+        raise Refused(RejectReason(error.reason), error.detail, error.attack) from error

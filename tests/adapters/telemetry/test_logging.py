@@ -3,10 +3,10 @@ for lines written by modules that know nothing of events; outside, those fields 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 from events import envelope, types
 from events.files import FileArrived
@@ -17,9 +17,9 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-def test_lines_carry_event_product_and_trace() -> None:
+def test_lines_carry_event_product_and_trace(tmp_path: Path) -> None:
     configure("probe")  # the once-per-process set-up first, so the stream below stays
-    stream = io.StringIO()
+    stream = (tmp_path / "probe.log").open("a")  # a real file: the writer process's path
     handler = json_logs.configure("probe", stream=stream)
     deep = logging.getLogger("shared.somewhere.deep")
 
@@ -40,8 +40,10 @@ def test_lines_carry_event_product_and_trace() -> None:
     finally:
         json_logs.flush_all()
         logging.getLogger().removeHandler(handler)
-        handler.pipeline.stop()
-    before, during = (json.loads(line) for line in stream.getvalue().splitlines())
+        handler.close()
+        stream.close()
+    before, during = (json.loads(line) for line in
+                      (tmp_path / "probe.log").read_text().splitlines())
     assert "event" not in before and "trace" not in before and "auxip" not in before
     assert during["message"] == "working on it"
     assert during["log"]["logger"] == "shared.somewhere.deep"

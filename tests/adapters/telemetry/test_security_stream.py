@@ -65,8 +65,12 @@ def test_a_mistaken_target_is_refused_at_start(target: str) -> None:
         security_events.parse_target(target)
 
 
-def test_log_lines_are_ecs() -> None:
-    stream = io.StringIO()
+@pytest.mark.parametrize("where", ["file", "stream"])
+def test_log_lines_are_ecs(where: str, tmp_path: Path) -> None:
+    """A file: formatted by the writer process; a stream with no descriptor: by this
+    process's writer thread. The same documents either way."""
+    stream: io.StringIO | io.TextIOWrapper = (
+        (tmp_path / "probe.log").open("a") if where == "file" else io.StringIO())
     handler = ecs_logs.configure("probe", stream=stream)
     probe = logging.getLogger("auxip.probe")
     try:
@@ -80,11 +84,14 @@ def test_log_lines_are_ecs() -> None:
         ecs_logs.flush_all()
     finally:
         logging.getLogger().removeHandler(handler)
-        handler.pipeline.stop()  # type: ignore[attr-defined]
-    plain, failed = (check(line) for line in stream.getvalue().splitlines())
+        handler.close()
+    text = stream.getvalue() if isinstance(stream, io.StringIO) else \
+        (tmp_path / "probe.log").read_text()
+    plain, failed = (check(line) for line in text.splitlines())
     assert plain["message"] == "plain" and "auxip" not in plain
     assert failed["error"]["type"] == "ValueError" and failed["event"]["id"] == "e-1"
     assert failed["auxip"]["event_type"] == "org.auxip.file.arrived"
+    assert "raise ValueError" in failed["error"]["stack_trace"]
 
 
 def _examples() -> dict[str, dict]:
