@@ -15,8 +15,17 @@ figure):
 - a synthetic worst case, always: a Flask handler that only encodes 100 product entities
   (~0.4 ms of pure Python, the GIL held throughout: every microsecond the logging thread
   takes is stolen from it).
-The load is another thread logging 10,000 ECS lines a second (100 every 10 ms) through the
-very pipeline the functions use (shared.adapters.telemetry.logging: the record queued by
+Two shapes of 10,000 ECS lines a second from the process, each measured against the same
+quiet rounds:
+- own share (the target's figure): the request itself logs its share of 10k lines/s, as a
+  function's lines come from the requests it serves: N lines a request, N = 10,000 x the
+  quiet median request time, timed with the request;
+- another thread: a second thread logs 10,000 lines a second (100 every 10 ms) while the
+  request runs. This one measures more than logging: any second Python thread waking
+  100 times a second delays a request that gives up the GIL at each database round trip
+  (with --floor, records dropped at the handler, prip's figure barely moves: it is the
+  thread, not what logging does with its lines). Printed for context, no target.
+Both go through the very pipeline the functions use (shared.adapters.telemetry.logging: the record queued by
 the caller, sent by the writer thread to the log writer process, which formats and
 writes) into a file, as a collector would tail it. The writer process's CPU time is
 reported beside it (another core's, not the request's). Rounds alternate
@@ -122,12 +131,18 @@ class _Client:
         assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
 
 
-def _requests(client: _Client, seconds: float) -> list[float]:
+def _requests(client: _Client, seconds: float, log_lines: int = 0) -> list[float]:
+    """Request times for `seconds`; with `log_lines`, each request then logs that many
+    lines in the same thread, timed with it (the request's own lines)."""
     times = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         began = time.perf_counter()
         client.get()
+        if log_lines:
+            with ecs_logs.bound(event_id="own", product="S1A_AUX_PP2_V20171017T080000.SAFE"):
+                for n in range(log_lines):
+                    log.info("served line %d of %s", n, "the request")
         times.append(time.perf_counter() - began)
     return times
 
@@ -171,6 +186,10 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
                 # CPU of this process's other threads than the one serving (the load's and
                 # the writer thread's when loaded): what logging holds the GIL for.
                 others = {"quiet": [0.0, 0.0], "loaded": [0.0, 0.0]}
+                share = max(1, round(LINES_PER_S * statistics.median(_requests(client, 0.3))))
+                own: list[float] = []
+                own_lines = 0
+                own_spent = 0.0
                 for _ in range(rounds):
                     with _others(others["quiet"]):
                         quiet += _requests(client, seconds)
@@ -178,6 +197,11 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
                         loaded += _requests(client, seconds)
                     lines += load.lines
                     spent += load.seconds
+                    began = time.perf_counter()
+                    served = _requests(client, seconds, log_lines=share)
+                    own_spent += time.perf_counter() - began
+                    own_lines += share * len(served)
+                    own += served
                 ecs_logs.flush_all()
                 writer_cpu = _writer_cpu() - writer_cpu
             finally:
@@ -188,27 +212,37 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
     gil_share = (loaded_cpu - quiet_cpu * loaded_s / quiet_s) / loaded_s
     base = statistics.median(quiet)
     with_load = statistics.median(loaded)
+    with_own = statistics.median(own)
     extra = with_load / base - 1
+    own_extra = with_own / base - 1
     rate = lines / spent
+    own_rate = own_lines / own_spent
     request = ("prip: 20 products + attributes, 1M rows" if name == "prip"
                else "synthetic: 100 entities encoded, GIL-bound")
     out.figures.append(Figure(
-        "logging_cost", f"{request}, with 10k lines/s logged", with_load * 1000, "ms",
-        baseline=base * 1000,
-        targets=(Target(f"< {TARGET:.0%} of a request's time", extra < TARGET,
-                        measured=f"+{extra:.1%}"),),
-        note=f"{rate:,.0f} lines/s achieved, {written:,} lines written, "
+        "logging_cost", f"{request}, logging its share of 10k lines/s ({share} a request)",
+        with_own * 1000, "ms", baseline=base * 1000,
+        targets=(Target(f"< {TARGET:.0%} of a request's time", own_extra < TARGET,
+                        measured=f"{own_extra:+.1%}"),),
+        note=f"{own_rate:,.0f} lines/s achieved by the requests' own lines"))
+    out.figures.append(Figure(
+        "logging_cost", f"{request}, another thread logging 10k lines/s", with_load * 1000,
+        "ms", baseline=base * 1000,
+        note=f"{extra:+.1%} (context: a second Python thread, see --floor); "
+             f"{rate:,.0f} lines/s achieved, {written:,} lines written, "
              f"{ecs_logs.dropped()} dropped; logging's threads in this process "
              f"{gil_share:.1%} of a core (CPU time: the GIL they hold); "
              f"the log writer process (another core's) "
              f"{writer_cpu / max(written, 1) * 1e6:.0f} us CPU a line"))
     out.details.append(
         f"- logging cost ({name}): median request {base * 1000:.3f} ms quiet,"
-        f" {with_load * 1000:.3f} ms with {rate:,.0f} lines/s logged by the same process"
-        f" (+{extra:.1%}); "
-        f"{len(quiet)} + {len(loaded)} requests over {rounds} alternating rounds")
-    out.data[name] = {"ratio": with_load / base, "rate": rate, "quiet_ms": base * 1000,
-                      "loaded_ms": with_load * 1000}
+        f" {with_own * 1000:.3f} ms logging its own {share} lines ({own_rate:,.0f} lines/s,"
+        f" {own_extra:+.1%}), {with_load * 1000:.3f} ms with another thread logging"
+        f" {rate:,.0f} lines/s ({extra:+.1%}); {len(quiet)} + {len(own)} + {len(loaded)}"
+        f" requests over {rounds} alternating rounds")
+    out.data[name] = {"ratio": with_own / base, "thread_ratio": with_load / base,
+                      "rate": own_rate, "thread_rate": rate, "quiet_ms": base * 1000,
+                      "own_ms": with_own * 1000, "loaded_ms": with_load * 1000}
 
 
 @contextmanager
