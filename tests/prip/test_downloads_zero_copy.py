@@ -110,6 +110,23 @@ def _get(api, served: Gunicorn, number: int, client: httpx.Client | None = None,
                                     headers=api.headers("alice", headers))
 
 
+def _s3_connections(served: Gunicorn, s3_port: int) -> int:
+    """Established TCP connections of the prip processes to the S3 server."""
+    inodes: set[str] = set()
+    for process in served.pids():
+        for fd in Path(f"/proc/{process}/fd").iterdir():
+            with_inode = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(fd))
+            if with_inode:
+                inodes.add(with_inode.group(1))
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        if remote_port == s3_port and fields[3] == "01" and fields[9] in inodes:
+            count += 1
+    return count
+
+
 # --- the bytes ------------------------------------------------------------------------------
 
 
@@ -136,24 +153,22 @@ def test_the_exact_bytes_whole_and_ranged(api, settings, served):
         ("partial", last - first + 1), ("completed", BY_NUMBER[3].size)]
 
 
+def test_a_relayed_body_closes_its_s3_connection_chunks_pool_theirs(api, settings, served):
+    """How to tell the two paths apart from outside: after a relay the S3 client no longer
+    knows where the body ended, so that connection is closed, not pooled."""
+    s3_port = urlsplit(settings.s3_endpoint).port
+    assert _get(api, served, 3).status_code == 200  # a small one: pooled either way
+    pooled = _s3_connections(served, s3_port)
+    assert pooled >= 1
+    before = last_audit_id(settings)
+    big = _get(api, served, BIG)  # takes the pooled connection
+    assert big.status_code == 200 and len(big.content) == BIG_SIZE
+    audit_rows(settings, actor="alice", since_id=before, wait_for=1)  # the stream closed
+    relayed = served.log.name == "prip-zero-copy.log"
+    assert _s3_connections(served, s3_port) == (pooled - 1 if relayed else pooled)
+
+
 # --- a client that goes away ----------------------------------------------------------------
-
-
-def _s3_connections(served: Gunicorn, s3_port: int) -> int:
-    """Established TCP connections of the prip processes to the S3 server."""
-    inodes: set[str] = set()
-    for process in served.pids():
-        for fd in Path(f"/proc/{process}/fd").iterdir():
-            with_inode = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(fd))
-            if with_inode:
-                inodes.add(with_inode.group(1))
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote_port = int(fields[2].split(":")[1], 16)
-        if remote_port == s3_port and fields[3] == "01" and fields[9] in inodes:
-            count += 1
-    return count
 
 
 def _walk_away(api, served: Gunicorn, number: int) -> int:
