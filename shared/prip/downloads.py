@@ -29,6 +29,8 @@ Decisions:
   first bytes still go through the server (they carry its headers out); the S3
   connection is closed afterwards rather than pooled (its reader lost track of the body),
   hence the size floor. Anything else, or AUXIP_DOWNLOAD_ZERO_COPY=false: 1 MiB chunks.
+  gunicorn's own byte count (its access log, off by default) then covers the first
+  chunk only; the audit log and auxip_download_bytes_total count every byte.
 """
 
 from __future__ import annotations
