@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import select
 import socket
@@ -27,8 +28,27 @@ import socket
 PIPE_SIZE = 1024 * 1024
 
 
+@functools.cache
 def available() -> bool:
-    return hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
+    """splice(2) exists here and is allowed (a container's seccomp filter may refuse it):
+    tried once, both ways, on a socket pair, so that a refusal is found before a response
+    has started rather than in the middle of one."""
+    if not (hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")):
+        return False
+    near, far = socket.socketpair()
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        near.sendall(b"x")
+        os.splice(far.fileno(), write_end, 1)
+        os.splice(read_end, far.fileno(), 1)
+        return near.recv(1) == b"x"
+    except OSError:
+        return False
+    finally:
+        for sock in (near, far):
+            sock.close()
+        os.close(read_end)
+        os.close(write_end)
 
 
 class SourceFailed(Exception):

@@ -62,6 +62,10 @@ def relay_ends() -> Iterator[tuple[socket.socket, socket.socket, socket.socket, 
         sock.close()
 
 
+def test_splice_is_found_usable_on_this_linux():
+    assert zero_copy.available()
+
+
 def test_the_exact_bytes_arrive_and_what_follows_them_stays(relay_ends):
     writer, source, destination, reader = relay_ends
     data = os.urandom(5 * MiB + 123)

@@ -127,12 +127,26 @@ def _s3_connections(served: Gunicorn, s3_port: int) -> int:
     return count
 
 
+def _settle(settings) -> None:
+    """Wait until no download's audit row is still to come (a stream's row is written when
+    the server closes it, just after the client got its end)."""
+    deadline = time.monotonic() + 30
+    seen = last_audit_id(settings)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = last_audit_id(settings)
+        if now == seen:
+            return
+        seen = now
+
+
 # --- the bytes ------------------------------------------------------------------------------
 
 
 def test_the_exact_bytes_whole_and_ranged(api, settings, served):
     big = BY_NUMBER[BIG].data()
     assert BIG_SIZE >= downloads.ZERO_COPY_MIN  # large enough to be relayed
+    _settle(settings)
     before = last_audit_id(settings)
     with httpx.Client(timeout=60) as one_connection:  # keep-alive: framing must hold
         for _ in range(2):
@@ -157,13 +171,14 @@ def test_a_relayed_body_closes_its_s3_connection_chunks_pool_theirs(api, setting
     """How to tell the two paths apart from outside: after a relay the S3 client no longer
     knows where the body ended, so that connection is closed, not pooled."""
     s3_port = urlsplit(settings.s3_endpoint).port
+    before = last_audit_id(settings)
     assert _get(api, served, 3).status_code == 200  # a small one: pooled either way
+    audit_rows(settings, actor="alice", since_id=before, wait_for=1)  # its stream closed
     pooled = _s3_connections(served, s3_port)
     assert pooled >= 1
-    before = last_audit_id(settings)
     big = _get(api, served, BIG)  # takes the pooled connection
     assert big.status_code == 200 and len(big.content) == BIG_SIZE
-    audit_rows(settings, actor="alice", since_id=before, wait_for=1)  # the stream closed
+    audit_rows(settings, actor="alice", since_id=before, wait_for=2)  # its stream closed
     relayed = served.log.name == "prip-zero-copy.log"
     assert _s3_connections(served, s3_port) == (pooled - 1 if relayed else pooled)
 
@@ -194,6 +209,7 @@ def test_a_client_that_goes_away_frees_its_slot_and_its_s3_connection(api, setti
     s3_port = urlsplit(settings.s3_endpoint).port
     warm = _get(api, zero_copy, 3)  # one pooled S3 connection, kept by the plain path
     assert warm.status_code == 200
+    _settle(settings)
     pooled = _s3_connections(zero_copy, s3_port)
     before = last_audit_id(settings)
     for _ in range(MAX_PARALLEL + 1):  # more than the quota: each slot came back
@@ -204,6 +220,7 @@ def test_a_client_that_goes_away_frees_its_slot_and_its_s3_connection(api, setti
     assert _s3_connections(zero_copy, s3_port) <= pooled  # none left half read
     after = _get(api, zero_copy, BIG)
     assert after.status_code == 200 and len(after.content) == BIG_SIZE
+    _settle(settings)
     log = zero_copy.log_text()
     assert "Traceback" not in log and "ERROR" not in log.upper().replace("_ERROR", ""), log
 
@@ -270,6 +287,7 @@ def breaking(settings, function_env) -> Iterator[tuple[Gunicorn, BreakingProxy]]
 def test_an_s3_connection_that_breaks_gives_a_short_body_and_a_failed_download(
         api, settings, breaking):
     served, proxy = breaking
+    _settle(settings)
     before = last_audit_id(settings)
     got = 0
     with pytest.raises(httpx.RemoteProtocolError):  # the body ends short of Content-Length
@@ -288,3 +306,4 @@ def test_an_s3_connection_that_breaks_gives_a_short_body_and_a_failed_download(
     # The slot came back and the process serves on.
     small = _get(api, served, 3)
     assert small.status_code == 200 and small.content == BY_NUMBER[3].data()
+    _settle(settings)
