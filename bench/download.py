@@ -17,6 +17,11 @@ presigned URL of the archive object) is measured on a second prip started as the
 with that setting: the client follows the redirect, so the figure is the redirect's round
 trip plus a direct GET.
 
+The stack's prip relays a large body from the S3 connection to the client's by splice(2)
+(shared.adapters.zero_copy); a third prip with AUXIP_DOWNLOAD_ZERO_COPY=false (1 MiB
+chunks through its memory, the path of a TLS connection) is measured alongside, for its
+CPU per download: the ratio of the two, taken in the same run, is what the relay saves.
+
     python -m bench.download [--mib N] [--reuse] [--keep]
 """
 
@@ -39,7 +44,7 @@ import urllib3
 
 from bench import procs
 from bench.figures import Figure, Outcome, at_least, median
-from bench.stack import REDIRECT_PRIP_OFFSET, REPO, BenchStack, bench_stack
+from bench.stack import CHUNKS_PRIP_OFFSET, REDIRECT_PRIP_OFFSET, REPO, BenchStack, bench_stack
 from devstack.stack import processes
 from devstack.stack import up as stack_up
 from shared.adapters import storage
@@ -50,6 +55,7 @@ REPEATS = 5
 CHUNK = MiB
 TARGET_RATIO = 0.95
 REDIRECT_PRIP = "prip-redirect"
+CHUNKS_PRIP = "prip-chunks"
 KEY = "bench/S1A_AUX_SCS_V20400101T000000_G20400101T000000.SAFE.zip"
 NAME = KEY.removeprefix("bench/")
 SAMPLE_S = 0.01
@@ -165,29 +171,29 @@ def direct_get(stack: BenchStack) -> tuple[float, int]:
     return _get(url, {})
 
 
-def api_get(stack: BenchStack, product_id: str) -> tuple[float, int, RssSampler, float]:
+def api_get(stack: BenchStack, product_id: str, root: str | None = None, pid: int | None = None
+            ) -> tuple[float, int, RssSampler, float]:
     """(seconds, bytes, RSS samples of prip, prip's CPU seconds) of `$value` with a
-    reader's token."""
-    url = f"{stack.url('prip')}/odata/v1/Products({product_id})/$value"
+    reader's token; the stack's prip unless `root` (its service root) and `pid` are given."""
+    url = f"{root or stack.url('prip') + '/odata/v1'}/Products({product_id})/$value"
     headers = {"Authorization": f"Bearer {stack.token()}"}
-    pid = stack.pid("prip")
+    pid = pid or stack.pid("prip")
     cpu = procs.tree_cpu_seconds(pid)
     with RssSampler(pid) as rss:
         took, got = _get(url, headers)
     return took, got, rss, procs.tree_cpu_seconds(pid) - cpu
 
 
-def start_redirecting_prip(stack: BenchStack) -> str:
-    """A second prip, started as the stack's, answering `$value` with a redirect; its
-    service root."""
-    port = stack.port(REDIRECT_PRIP_OFFSET)
+def start_prip(stack: BenchStack, name: str, offset: int, **env: str) -> str:
+    """Another prip, started as the stack's with `env` on top; its service root."""
+    port = stack.port(offset)
     argv = [str(Path(sys.executable).parent / "functions-framework"),
             "--source", str(REPO / "functions" / "prip" / "main.py"), "--target", "handle",
             "--host", stack.layout.host, "--port", str(port)]
-    if not processes.is_alive(stack.state, REDIRECT_PRIP):
-        processes.require_free_port(port, REDIRECT_PRIP)
-    processes.start(stack.state, REDIRECT_PRIP, argv, cwd=REPO, stop_timeout=5.0,
-                    env=stack.env(AUXIP_DOWNLOAD_REDIRECT="true"))
+    if not processes.is_alive(stack.state, name):
+        processes.require_free_port(port, name)
+    processes.start(stack.state, name, argv, cwd=REPO, stop_timeout=5.0,
+                    env=stack.env(**env))
     root = f"http://{stack.layout.host}:{port}/odata/v1"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -196,8 +202,7 @@ def start_redirecting_prip(stack: BenchStack) -> str:
             return root
         except urllib3.exceptions.HTTPError:
             time.sleep(0.1)
-    raise RuntimeError(f"{REDIRECT_PRIP} not answering"
-                       f"{stack_up.log_tail(stack.state, REDIRECT_PRIP)}")
+    raise RuntimeError(f"{name} not answering{stack_up.log_tail(stack.state, name)}")
 
 
 def redirected_get(stack: BenchStack, root: str, product_id: str) -> tuple[float, int]:
@@ -213,15 +218,21 @@ def run(stack: BenchStack, *, size_mib: int = SIZE_MIB) -> Outcome:
     print(f"download: {size_mib} MiB product staged in {time.perf_counter() - began:.1f} s",
           flush=True)
     api_get(stack, product_id)  # warm-up: token check, pools, first S3 connection
-    redirecting = start_redirecting_prip(stack)
+    redirecting = start_prip(stack, REDIRECT_PRIP, REDIRECT_PRIP_OFFSET,
+                             AUXIP_DOWNLOAD_REDIRECT="true")
+    chunking = start_prip(stack, CHUNKS_PRIP, CHUNKS_PRIP_OFFSET,
+                          AUXIP_DOWNLOAD_ZERO_COPY="false")
+    chunking_pid = stack.pid(CHUNKS_PRIP)
     direct: list[float] = []
     api: list[float] = []
     redirected: list[float] = []
     cpu: list[float] = []
+    chunks_cpu: list[float] = []
     deltas: list[int] = []
     start_rss = 0
     try:
-        redirected_get(stack, redirecting, product_id)  # warm-up of the second prip
+        redirected_get(stack, redirecting, product_id)  # warm-up of the other prips
+        api_get(stack, product_id, chunking, chunking_pid)
         for _ in range(REPEATS):
             took, got = direct_get(stack)
             if got != size:
@@ -238,12 +249,18 @@ def run(stack: BenchStack, *, size_mib: int = SIZE_MIB) -> Outcome:
             if got != size:
                 raise RuntimeError(f"redirected $value returned {got} bytes of {size}")
             redirected.append(size / MiB / took)
+            _, got, _, spent_chunks = api_get(stack, product_id, chunking, chunking_pid)
+            if got != size:
+                raise RuntimeError(f"$value in chunks returned {got} bytes of {size}")
+            chunks_cpu.append(spent_chunks)
             print(f"download: direct {direct[-1]:.0f} MiB/s, $value {api[-1]:.0f} MiB/s "
-                  f"(prip CPU {spent * 1000:.0f} ms), redirect {redirected[-1]:.0f} MiB/s, "
+                  f"(prip CPU {spent * 1000:.0f} ms; in 1 MiB chunks "
+                  f"{spent_chunks * 1000:.0f} ms), redirect {redirected[-1]:.0f} MiB/s, "
                   f"prip RSS +{rss.max_delta / MiB:.1f} MiB over {len(rss.samples)} samples",
                   flush=True)
     finally:
         processes.stop(stack.state, REDIRECT_PRIP)
+        processes.stop(stack.state, CHUNKS_PRIP)
     storage.delete(storage.client(stack.settings), stack.settings.archive_bucket, KEY)
     rate, base = median(api), median(direct)
     ratio = rate / base
@@ -255,7 +272,9 @@ def run(stack: BenchStack, *, size_mib: int = SIZE_MIB) -> Outcome:
         Figure("download", f"$value redirected (307 + presigned GET), {size_mib} MiB", moved,
                "MiB/s", base, note=f"{moved / base:.2f} x direct; median of {REPEATS}"),
         Figure("download", f"prip CPU per $value of {size_mib} MiB", median(cpu) * 1000, "ms",
-               note="median; master + worker, user + system"),
+               median(chunks_cpu) * 1000,
+               note="median; master + worker, user + system; baseline: the same in 1 MiB "
+                    "chunks (AUXIP_DOWNLOAD_ZERO_COPY=false)"),
         Figure("download", "prip RSS max delta during $value", max(deltas) / MiB, "MiB",
                start_rss / MiB, note="baseline: prip RSS before the download"),
     ]
@@ -267,7 +286,8 @@ def run(stack: BenchStack, *, size_mib: int = SIZE_MIB) -> Outcome:
         f"Direct GET MiB/s: {', '.join(f'{v:.0f}' for v in direct)}; `$value` MiB/s: "
         f"{', '.join(f'{v:.0f}' for v in api)}; redirected `$value` MiB/s: "
         f"{', '.join(f'{v:.0f}' for v in redirected)}; prip CPU ms per `$value`: "
-        f"{', '.join(f'{v * 1000:.0f}' for v in cpu)}.",
+        f"{', '.join(f'{v * 1000:.0f}' for v in cpu)}; in 1 MiB chunks (a prip with "
+        f"AUXIP_DOWNLOAD_ZERO_COPY=false): {', '.join(f'{v * 1000:.0f}' for v in chunks_cpu)}.",
         f"prip (gunicorn master + worker) RSS before: {start_rss / MiB:.0f} MiB; max delta "
         f"per download: {', '.join(f'{d / MiB:.1f}' for d in deltas)} MiB (sampled every "
         f"{SAMPLE_S * 1000:.0f} ms): flat, so `$value` streams.",

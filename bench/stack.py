@@ -43,6 +43,7 @@ READER = ("alice", "alice-pw")  # a demo user of the local realm (devstack/token
 PERF_PRIP_OFFSET = 40
 FLOOR_OFFSET = 41  # the query bench's bare HTTP floor
 REDIRECT_PRIP_OFFSET = 42  # the download bench's redirecting prip
+CHUNKS_PRIP_OFFSET = 43  # the download bench's prip without the zero-copy relay
 SINK_OFFSET = 45
 COLD_OFFSET = 50
 

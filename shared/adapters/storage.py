@@ -9,6 +9,7 @@ cold start, and functions that never touch S3 import this module too.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,6 +182,51 @@ def _chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
         yield from body.iter_chunks(chunk_size)
     finally:
         body.close()
+
+
+@dataclass
+class Unread:
+    """A GET's body handed over at the socket: `first` the bytes the HTTP client had
+    already buffered (handed out as they are), then `left` bytes to read from `sock`."""
+
+    first: bytes
+    sock: socket.socket
+    left: int
+
+
+# At least the HTTP client's read buffer (http.client reads through a BufferedReader of
+# io.DEFAULT_BUFFER_SIZE): one read1 of this much empties it.
+UNREAD_FIRST = 256 * 1024
+
+
+def take_socket(body: Any) -> Unread | None:
+    """The connection of a GET's body (a botocore StreamingBody nothing was read from), to
+    read the rest of the body from its socket directly; None when that is not possible:
+    TLS, a body not framed by Content-Length, a content coding, another HTTP client.
+
+    After this the body's reader no longer knows where the body ends: its connection must
+    be closed (body.close()), never reused.
+    """
+    from urllib3.exceptions import HTTPError  # loaded with the client already
+    from urllib3.response import HTTPResponse
+
+    raw = getattr(body, "_raw_stream", None)
+    if not isinstance(raw, HTTPResponse) or raw.tell() != 0:
+        return None
+    connection = raw.connection
+    sock = getattr(connection, "sock", None)
+    headers = raw.headers
+    if (type(sock) is not socket.socket or raw.length_remaining is None
+            or headers.get("Content-Encoding", "identity").lower() != "identity"
+            or "Transfer-Encoding" in headers):
+        return None
+    try:
+        first = raw.read1(UNREAD_FIRST, decode_content=False)
+    except HTTPError as error:
+        from botocore.exceptions import ResponseStreamingError
+
+        raise ResponseStreamingError(error=error) from error
+    return Unread(first, sock, raw.length_remaining)
 
 
 def iter_chunks(s3: Any, bucket: str, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:

@@ -244,6 +244,7 @@ def _download(service: Service, request: Request, body: bytes, key: UUID) -> Res
         principal=principal, method=request.method, range_header=request.headers.get("Range"),
         if_range=request.headers.get("If-Range"), client_address=address,
         origin_details=details, if_none_match=request.headers.get("If-None-Match"),
+        client_socket=downloads.writable_socket(request.environ),
     )
     return downloads.serve(service, caller, key, _published(service, key))
 

@@ -3,6 +3,10 @@ like `shared.prip.auth.settings`: no other process reads them.
 
 - AUXIP_DOWNLOAD_REDIRECT (`false`): `$value` answers `307` to a presigned URL of the
   archive object instead of streaming the bytes through prip.
+- AUXIP_DOWNLOAD_ZERO_COPY (`true`): a streamed `$value` of a large product is relayed
+  from the S3 connection to the client's by splice(2), without passing through prip's
+  memory, when both are plain TCP and the server is gunicorn's sync or gthread worker
+  over HTTP/1.x (shared.adapters.zero_copy); `false`: always through prip's buffers.
 - AUXIP_DOWNLOAD_URL_TTL_S (`300`): lifetime of those presigned URLs.
 - AUXIP_DOWNLOAD_S3_ENDPOINT (the S3 endpoint): the S3 address clients can reach, when it
   differs from the one prip uses (presigned URLs name it, and the signature covers it).
@@ -25,6 +29,7 @@ class PripSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUXIP_", extra="ignore")
 
     download_redirect: bool = False
+    download_zero_copy: bool = True
     download_url_ttl_s: int = 300
     download_s3_endpoint: str | None = None
     max_parallel_downloads: int = 4
