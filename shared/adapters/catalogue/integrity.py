@@ -15,14 +15,15 @@ from psycopg.rows import dict_row
 # ingested; a plain EOF is one object for both. Evicted products are listed too: their
 # objects should be gone. Two index range scans merged (0010_scrub_progress.sql), so a
 # slice of a scrub reads its own rows, not the whole catalogue sorted.
-_COLUMNS = "p.id, p.logical_name, p.name, p.status, p.online, p.content_length, p.checksums"
-_EXPECTED = f"""
+_EXPECTED = """
 SELECT * FROM (
-    (SELECT p.distribution_key COLLATE "C" AS key, true AS served, {_COLUMNS}
+    (SELECT p.distribution_key COLLATE "C" AS key, true AS served,
+            p.id, p.logical_name, p.name, p.status, p.online, p.content_length, p.checksums
      FROM products p WHERE p.distribution_key COLLATE "C" > %(after)s
      ORDER BY 1 LIMIT %(limit)s)
     UNION ALL
-    (SELECT p.archive_key COLLATE "C", p.distribution_key IS NULL, {_COLUMNS}
+    (SELECT p.archive_key COLLATE "C", p.distribution_key IS NULL,
+            p.id, p.logical_name, p.name, p.status, p.online, p.content_length, p.checksums
      FROM products p WHERE p.archive_key COLLATE "C" > %(after)s
          AND p.archive_key IS DISTINCT FROM p.distribution_key
      ORDER BY 1 LIMIT %(limit)s)

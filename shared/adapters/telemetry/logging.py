@@ -59,7 +59,7 @@ from typing import IO, Any
 
 from opentelemetry import trace
 
-from shared.adapters.telemetry import ecs_format
+from shared.adapters.telemetry import ecs_format, records
 from shared.adapters.telemetry.ecs_format import CONTEXT, CONTEXT_KEYS, TRACE
 
 QUEUE_SIZE = 100_000
@@ -623,6 +623,7 @@ def _cheap_records() -> None:
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = False
     logging.logMultiprocessing = False
+    records.install()  # the same record, made for less (records.py)
 
 
 def configure(service: str, *, level: str = "INFO", fmt: str = "json",
