@@ -25,9 +25,9 @@ quiet rounds:
   100 times a second delays a request that gives up the GIL at each database round trip
   (with --floor, records dropped at the handler, prip's figure barely moves: it is the
   thread, not what logging does with its lines). Printed for context, no target.
-Both go through the very pipeline the functions use (shared.adapters.telemetry.logging: the record queued by
-the caller, sent by the writer thread to the log writer process, which formats and
-writes) into a file, as a collector would tail it. The writer process's CPU time is
+Both go through the very pipeline the functions use (shared.adapters.telemetry.logging:
+the record queued by the caller, sent by the writer thread to the log writer process,
+which formats and writes) into a file, as a collector would tail it. The writer process's CPU time is
 reported beside it (another core's, not the request's). Rounds alternate
 without / with, so a machine whose load drifts weighs on both alike.
 """
