@@ -27,9 +27,10 @@ quiet rounds:
   thread, not what logging does with its lines). Printed for context, no target.
 Both go through the very pipeline the functions use (shared.adapters.telemetry.logging:
 the record queued by the caller, sent by the writer thread to the log writer process,
-which formats and writes) into a file, as a collector would tail it. The writer process's CPU time is
-reported beside it (another core's, not the request's). Rounds alternate
-without / with, so a machine whose load drifts weighs on both alike.
+which formats and writes) into a file, as a collector would tail it. The writer
+process's CPU time is reported beside it (another core's, not the request's). Rounds
+alternate quiet / another thread / own share, so a machine whose load drifts weighs on all
+alike.
 """
 
 from __future__ import annotations
