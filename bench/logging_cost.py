@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: the repository is the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -167,7 +168,41 @@ def run(rounds: int = 5, seconds: float = 1.0, stack: BenchStack | None = None) 
         client.get()  # warm-up; prip's first request also configures its (stderr) logs
     for name, client in clients.items():
         _measure(out, name, client, rounds, seconds)
+        _floor(out, name, client, rounds, seconds)
     return out
+
+
+def _floor(out: Outcome, name: str, client: _Client, rounds: int, seconds: float) -> None:
+    """The own-share figure with every record dropped at the handler: what logging's own
+    call (record made, loggers walked) costs before any handler does anything, in the
+    same run. No handler behind the stdlib can cost less."""
+    handler = ecs_logs.configure("bench", level="INFO", stream=io.StringIO())
+    emit = ecs_logs.ChannelHandler.emit
+    ecs_logs.ChannelHandler.emit = lambda self, record: None  # type: ignore[method-assign]
+    try:
+        _requests(client, 0.3)  # warm-up
+        share = max(1, round(LINES_PER_S * statistics.median(_requests(client, 0.3))))
+        share = max(1, round(LINES_PER_S * statistics.median(
+            _requests(client, 0.3, log_lines=share))))
+        quiet: list[float] = []
+        own: list[float] = []
+        for _ in range(rounds):
+            quiet += _requests(client, seconds)
+            own += _requests(client, seconds, log_lines=share)
+    finally:
+        ecs_logs.ChannelHandler.emit = emit  # type: ignore[method-assign]
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    base, with_own = statistics.median(quiet), statistics.median(own)
+    request = "prip" if name == "prip" else "synthetic"
+    out.figures.append(Figure(
+        "logging_cost", f"{request}: the floor, the same {share} lines a request dropped at"
+        " the handler", with_own * 1000, "ms", baseline=base * 1000,
+        note=f"{with_own / base - 1:+.1%}: the stdlib logging call alone"))
+    out.details.append(
+        f"- logging cost ({name}), the floor: median request {base * 1000:.3f} ms quiet,"
+        f" {with_own * 1000:.3f} ms logging {share} lines a request that the handler drops"
+        f" ({with_own / base - 1:+.1%}): logging's own call, before any handler")
 
 
 def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: float) -> None:
