@@ -333,6 +333,54 @@ def test_rotated_key_is_picked_up_on_its_first_token(own_issuer, tmp_path):
     assert validator.validate(own_issuer.token("bob", "bob-pw")).username == "bob"
 
 
+def _counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose signature jwt.decode verifies from now on (the real function)."""
+    seen: list[str] = []
+    real = jwt.decode
+
+    def decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    return seen
+
+
+def test_a_token_is_verified_once_then_remembered(issuer, monkeypatch):
+    validator = make_validator(issuer)
+    decoded = _counting_decodes(monkeypatch)
+    alice, bob = issuer.token("alice", "alice-pw"), issuer.token("bob", "bob-pw")
+    for _ in range(3):
+        assert validator.validate(alice).username == "alice"
+        assert validator.validate(bob).username == "bob"
+    assert decoded == [alice, bob]
+    tampered = alice[:-4] + ("AAAA" if not alice.endswith("AAAA") else "BBBB")
+    refused(validator, tampered)  # not the remembered token: verified, and refused
+
+
+def test_a_remembered_token_still_expires(issuer):
+    now = [time.time()]
+    validator = make_validator(issuer, auth_leeway_s=0, clock=lambda: now[0])
+    token = issuer.token("alice", "alice-pw")
+    validator.validate(token)
+    now[0] += 301
+    assert "expired" in refused(validator, token).message
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_rotated_out(own_issuer, tmp_path):
+    now = [time.time()]
+    validator = make_validator(own_issuer, clock=lambda: now[0], auth_jwks_max_age_s=60,
+                               auth_jwks_min_interval_s=0)
+    token = own_issuer.token("alice", "alice-pw")
+    validator.validate(token)
+    from devstack.token_issuer.app import IssuerConfig, key_path, load_or_create_key
+    new_key = load_or_create_key(key_path(tmp_path / "rotated"))
+    own_issuer.reconfigure(IssuerConfig(**{**own_issuer.config.__dict__, "key": new_key}))
+    validator.validate(token)  # the keys are not old yet: the token's key is still known
+    now[0] += 61  # the keys are refetched: the old one is gone
+    assert refused(validator, token).reason == "unknown_key"
+
+
 def test_unreachable_issuer_is_503_not_401(issuer):
     closed = AuthSettings(auth_issuer="http://127.0.0.1:9/realms/auxip", auth_http_timeout_s=1)
     error = refused(TokenValidator(closed), issuer.token("alice", "alice-pw"), status=503)
