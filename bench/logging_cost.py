@@ -167,12 +167,13 @@ def run(rounds: int = 5, seconds: float = 1.0, stack: BenchStack | None = None) 
     for client in clients.values():
         client.get()  # warm-up; prip's first request also configures its (stderr) logs
     for name, client in clients.items():
-        _measure(out, name, client, rounds, seconds)
-        _floor(out, name, client, rounds, seconds)
+        share = _measure(out, name, client, rounds, seconds)
+        _floor(out, name, client, rounds, seconds, share)
     return out
 
 
-def _floor(out: Outcome, name: str, client: _Client, rounds: int, seconds: float) -> None:
+def _floor(out: Outcome, name: str, client: _Client, rounds: int, seconds: float,
+           share: int) -> None:
     """The own-share figure with every record dropped at the handler: what logging's own
     call (record made, loggers walked) costs before any handler does anything, in the
     same run. No handler behind the stdlib can cost less."""
@@ -181,9 +182,6 @@ def _floor(out: Outcome, name: str, client: _Client, rounds: int, seconds: float
     ecs_logs.ChannelHandler.emit = lambda self, record: None  # type: ignore[method-assign]
     try:
         _requests(client, 0.3)  # warm-up
-        share = max(1, round(LINES_PER_S * statistics.median(_requests(client, 0.3))))
-        share = max(1, round(LINES_PER_S * statistics.median(
-            _requests(client, 0.3, log_lines=share))))
         quiet: list[float] = []
         own: list[float] = []
         for _ in range(rounds):
@@ -205,7 +203,8 @@ def _floor(out: Outcome, name: str, client: _Client, rounds: int, seconds: float
         f" ({with_own / base - 1:+.1%}): logging's own call, before any handler")
 
 
-def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: float) -> None:
+def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: float) -> int:
+    """The figures of both shapes; the lines a request logged in the own-share one."""
     with tempfile.TemporaryDirectory(prefix="auxip-logging-cost-") as folder:
         path = Path(folder) / "function.log"
         with path.open("a", encoding="utf-8") as sink:
@@ -281,6 +280,7 @@ def _measure(out: Outcome, name: str, client: _Client, rounds: int, seconds: flo
     out.data[name] = {"ratio": with_own / base, "thread_ratio": with_load / base,
                       "rate": own_rate, "thread_rate": rate, "quiet_ms": base * 1000,
                       "own_ms": with_own * 1000, "loaded_ms": with_load * 1000}
+    return share
 
 
 @contextmanager
