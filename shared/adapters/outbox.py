@@ -125,7 +125,7 @@ def send_recorded(conn: psycopg.Connection, broker_url: str | None,
         if error is None:
             sent.append(event["id"])
         else:
-            _mark(conn, event["id"], error)
+            _mark_failed(conn, event["id"], error)
     _mark_sent(conn, sent)
     return len(sent)
 
@@ -162,7 +162,7 @@ def post_rows(conn: psycopg.Connection, broker_url: str, rows: list[dict]) -> li
         if error is None:
             sent.append(row["id"])
         else:
-            _mark(conn, row["id"], error)
+            _mark_failed(conn, row["id"], error)
     _mark_sent(conn, sent)
     return sent
 
@@ -174,15 +174,11 @@ def _mark_sent(conn: psycopg.Connection, event_ids: list[str]) -> None:
                      " send_attempts = send_attempts + 1 WHERE id = ANY(%s)", (event_ids,))
 
 
-def _mark(conn: psycopg.Connection, event_id: str, error: str | None) -> None:
-    """Record the outcome of one send on its journal row."""
-    if error is None:
-        conn.execute("UPDATE event_journal SET sent_at = clock_timestamp(),"
-                     " send_attempts = send_attempts + 1 WHERE id = %s", (event_id,))
-    else:
-        log.warning("event %s not sent to broker: %s", event_id, error)
-        conn.execute("UPDATE event_journal SET send_attempts = send_attempts + 1,"
-                     " last_error = %s WHERE id = %s", (error, event_id))
+def _mark_failed(conn: psycopg.Connection, event_id: str, error: str) -> None:
+    """Record a send the broker did not take on its journal row."""
+    log.warning("event %s not sent to broker: %s", event_id, error)
+    conn.execute("UPDATE event_journal SET send_attempts = send_attempts + 1,"
+                 " last_error = %s WHERE id = %s", (error, event_id))
 
 
 def _post(broker_url: str, event: CloudEvent) -> str | None:

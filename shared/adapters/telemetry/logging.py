@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -199,7 +199,8 @@ class ChannelHandler(logging.Handler):
 
     def close(self) -> None:
         """Write what is queued for this channel, then forget it."""
-        self.writer.call(_Close(self.channel.number))
+        number = self.channel.number
+        self.writer.call(_Marker(lambda writer: writer.close(number)))
         super().close()
 
 
@@ -214,46 +215,16 @@ def _detached(record: logging.LogRecord) -> logging.LogRecord:
 
 
 class _Marker:
-    """Something the writer thread does in turn with the lines queued before it."""
+    """Something the writer thread does in turn with the lines queued before it; a
+    `stopping` one ends the thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, action: Callable[[Writer], object], *, stopping: bool = False) -> None:
+        self.action, self.stopping = action, stopping
         self.done = threading.Event()
 
     def run(self, writer: Writer) -> bool:  # False: the thread stops
-        raise NotImplementedError
-
-
-class _Open(_Marker):
-    def __init__(self, channel: Channel) -> None:
-        super().__init__()
-        self.channel = channel
-
-    def run(self, writer: Writer) -> bool:
-        writer.open(self.channel)
-        return True
-
-
-class _Close(_Marker):
-    def __init__(self, number: int) -> None:
-        super().__init__()
-        self.number = number
-
-    def run(self, writer: Writer) -> bool:
-        writer.flush()
-        writer.close(self.number)
-        return True
-
-
-class _Flush(_Marker):
-    def run(self, writer: Writer) -> bool:
-        writer.flush()
-        return True
-
-
-class _Stop(_Marker):
-    def run(self, writer: Writer) -> bool:
-        writer.stop_process()
-        return False
+        self.action(writer)
+        return not self.stopping
 
 
 class Writer:
@@ -405,6 +376,8 @@ class Writer:
         self._deliver(_frame("open", _open_body(channel)))
 
     def close(self, number: int) -> None:
+        """Write what is queued, then forget the channel."""
+        self.flush()
         channel = self.channels.pop(number, None)
         if channel is None:
             return
@@ -437,7 +410,7 @@ class Writer:
     # -- the process's life ---------------------------------------------------------------
 
     def stop(self) -> None:
-        self.call(_Stop(), EXIT_WAIT_S * 2)
+        self.call(_Marker(Writer.stop_process, stopping=True), EXIT_WAIT_S * 2)
 
     def forked(self) -> None:
         """In a forked child: the parent's queue, thread and writer process stay the
@@ -587,7 +560,7 @@ def channel(service: str, fmt: str, target: IO[str] | Path | logging.Handler | N
         remote = None
     process_writer = writer()
     opened = Channel(next(_numbers), service, local, remote)
-    process_writer.queue.put(_Open(opened))
+    process_writer.queue.put(_Marker(lambda writer: writer.open(opened)))
     return ChannelHandler(process_writer, opened)
 
 
@@ -600,7 +573,7 @@ def flush_all() -> None:
     """Write out every line queued so far (the CLI at the end of a command; a test, to read
     what was logged)."""
     if _writer is not None:
-        _writer.call(_Flush())
+        _writer.call(_Marker(Writer.flush))
 
 
 def _stop() -> None:
