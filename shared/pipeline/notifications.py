@@ -129,10 +129,9 @@ def body(event: str, product: Mapping[str, Any], subscription_id: UUID,
 
 
 def notify(pool: ConnectionPool, settings: NotifySettings, event: str, product_id: UUID, *,
-           http: httpx.Client, sleep: Callable[[float], None] = time.sleep,
-           policy: endpoint_policy.EndpointPolicy | None = None) -> list[Delivery]:
+           http: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> list[Delivery]:
     """Notify every subscription to `event` (created/deleted) that wants this product;
-    `policy` (default: from the environment) says which addresses may not be called."""
+    `http` (`client()`) judges the addresses it connects to by the outbound policy."""
     with pool.connection() as conn:
         product = restore.get_or_restore(conn, product_id)
         if product is None:
@@ -146,8 +145,7 @@ def notify(pool: ConnectionPool, settings: NotifySettings, event: str, product_i
     chosen = [s for s in candidates if wanted_by(s, product)]
     if not chosen:
         return []
-    deliver = _Deliverer(pool, settings, http, sleep, event, product,
-                         policy or endpoint_policy.current())
+    deliver = _Deliverer(pool, settings, http, sleep, event, product)
     # Each worker holds a pooled connection for its whole delivery: leave one for the rest
     # of the process (AUXIP_DB_POOL_MAX is small in production).
     workers_wanted = min(settings.notify_concurrency, len(chosen), max(1, pool.max_size - 1))
@@ -163,7 +161,6 @@ class _Deliverer:
     sleep: Callable[[float], None]
     event: str
     product: Mapping[str, Any]
-    policy: endpoint_policy.EndpointPolicy
 
     def __call__(self, subscription: Mapping[str, Any]) -> Delivery:
         sid: UUID = subscription["id"]
