@@ -359,19 +359,19 @@ def test_a_token_is_verified_once_then_remembered(issuer, monkeypatch):
 
 
 def test_a_remembered_token_still_expires(issuer):
-    now = [time.time()]
-    validator = make_validator(issuer, auth_leeway_s=0, clock=lambda: now[0])
     token = issuer.token("alice", "alice-pw")
+    now = [time.time()]  # after the token's iat: with no leeway, never "in the future"
+    validator = make_validator(issuer, auth_leeway_s=0, clock=lambda: now[0])
     validator.validate(token)
     now[0] += 301
     assert "expired" in refused(validator, token).message
 
 
 def test_a_remembered_token_is_refused_once_its_key_is_rotated_out(own_issuer, tmp_path):
+    token = own_issuer.token("alice", "alice-pw")
     now = [time.time()]
     validator = make_validator(own_issuer, clock=lambda: now[0], auth_jwks_max_age_s=60,
                                auth_jwks_min_interval_s=0)
-    token = own_issuer.token("alice", "alice-pw")
     validator.validate(token)
     from devstack.token_issuer.app import IssuerConfig, key_path, load_or_create_key
     new_key = load_or_create_key(key_path(tmp_path / "rotated"))
