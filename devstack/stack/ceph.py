@@ -354,12 +354,25 @@ def _move_monitor(root: Path, fsid: str, mon_port: int) -> None:
     _run(["ceph-mon", "-c", conf, "-i", "a", "--inject-monmap", str(monmap)], root)
 
 
+_FSID_LOCK_WAIT_S = 20.0
+
+
 def _grow(state: Path, root: Path, size: int) -> None:
     """Enlarge the OSD's device (stopped) to `size`: the file first, then BlueStore."""
     block = block_path(state)
     os.truncate(block, size)
-    _run(["ceph-bluestore-tool", "bluefs-bdev-expand", "--path", str(root / f"osd.{_OSD_ID}")],
-         root, timeout=300.0)
+    expand = ["ceph-bluestore-tool", "bluefs-bdev-expand", "--path", str(root / f"osd.{_OSD_ID}")]
+    deadline = time.monotonic() + _FSID_LOCK_WAIT_S
+    while True:
+        try:
+            _run(expand, root, timeout=300.0)
+            return
+        except CephError as error:
+            # An OSD that just died (a full device) may hold its store's lock a moment
+            # longer than its pid lives: seen once in CI. Wait for it, bounded.
+            if "_lock_fsid failed" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _admin(root: Path, *args: str) -> str:
