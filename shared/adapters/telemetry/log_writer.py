@@ -28,7 +28,7 @@ import struct
 import sys
 from typing import Any
 
-from shared.adapters.telemetry.ecs_format import EcsFormatter, from_wire
+from shared.adapters.telemetry.ecs_format import EcsFormatter, LineTemplates, Wire, from_wire
 
 HEADER = struct.Struct(">I")
 TOKEN = struct.Struct(">I")
@@ -39,6 +39,7 @@ class Output:
 
     def __init__(self, service: str, kind: str, where: int | str) -> None:
         self.formatter = EcsFormatter(service)
+        self.templates = LineTemplates(self.formatter)
         self.kind, self.where = kind, where
         self.identity: tuple[int, int] | None = None
         self.broken = False
@@ -61,13 +62,16 @@ class Output:
         os.close(self.fd)
         self.fd = self._open(self.where)
 
-    def write(self, records: list[logging.LogRecord]) -> None:
+    def write(self, items: list[Wire]) -> None:
         lines = []
-        for record in records:
+        for item in items:
             try:
-                lines.append(self.formatter.format(record).encode("utf-8", "replace") + b"\n")
+                line = self.templates.line(item)
+                if line is None:
+                    line = self.formatter.format(from_wire(item)[1])
+                lines.append(line.encode("utf-8", "replace") + b"\n")
             except Exception as error:  # noqa: BLE001 - one bad record must not stop the others
-                _complain(f"a record of {record.name} could not be formatted: {error!r}")
+                _complain(f"a record of {item[3]} could not be formatted: {error!r}")
         try:
             if self.kind == "path":
                 self._reopen_if_moved()
@@ -122,13 +126,12 @@ def serve(frames: Any, acks: int) -> None:
         payload = frames.read(HEADER.unpack(header)[0])
         kind, body = marshal.loads(payload)  # nosec B302  # frames of its parent, on a private pipe
         if kind == "records":
-            by_channel: dict[int, list[logging.LogRecord]] = {}
+            by_channel: dict[int, list[Wire]] = {}
             for item in body:
-                channel, record = from_wire(item)
-                by_channel.setdefault(channel, []).append(record)
-            for channel, records in by_channel.items():
+                by_channel.setdefault(item[0], []).append(item)
+            for channel, items in by_channel.items():
                 if channel in outputs:
-                    outputs[channel].write(records)
+                    outputs[channel].write(items)
         elif kind == "open":
             channel, service, where_kind, where = body
             if channel in outputs:

@@ -16,7 +16,9 @@ Formatting is not done where requests are served (ecs-logging takes ~30 us a lin
   values (`ecs_format.to_wire`) on an in-memory queue. No formatting, no I/O; past
   QUEUE_SIZE lines waiting, new ones are dropped and counted (`dropped()`);
 - one writer thread per process: every PAUSE_S, what the queue holds goes down a pipe in
-  marshal'ed frames, one write;
+  marshal'ed frames, one write. The queue is a deque: the caller appends (and wakes the
+  thread only when it sleeps for want of lines), the thread takes all of it in one C-level
+  pass, and a batch of lines alone is marshal'ed whole, with no Python step a line;
 - the log writer process (`telemetry.log_writer`, started by that thread at the first
   line, with the same interpreter, importing only ecs-logging: ~14 MB): rebuilds the
   records, formats them with the same `EcsFormatter` and writes the lines to stderr (the
@@ -43,20 +45,23 @@ import io
 import logging
 import logging.handlers
 import marshal
+import operator
 import os
-import queue
 import select
 import subprocess
 import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from shared.adapters.telemetry import ecs_format, records
@@ -89,8 +94,26 @@ def current_fields() -> dict[str, str]:
 def capture(record: logging.LogRecord) -> None:
     """The bound fields and the current span, onto the record (in the thread that logs)."""
     record.__dict__[CONTEXT] = _fields.get() or None
-    span = trace.get_current_span().get_span_context()
-    record.__dict__[TRACE] = (span.trace_id, span.span_id) if span.is_valid else None
+    record.__dict__[TRACE] = span_ids()
+
+
+# The current span's ids, remembered with the OpenTelemetry context they were read from: a
+# context is immutable and stays current for a whole invocation, so most lines find theirs
+# here, for one lookup instead of OpenTelemetry's chain of six calls.
+_span_seen: tuple[object, tuple[int, int] | None] = (None, None)
+
+
+def span_ids() -> tuple[int, int] | None:
+    """(trace id, span id) of the current span; None outside one."""
+    global _span_seen
+    current = otel_context.get_current()
+    seen = _span_seen  # one read: another thread may replace it meanwhile
+    if seen[0] is current:
+        return seen[1]
+    span = trace.get_current_span(current).get_span_context()
+    ids = (span.trace_id, span.span_id) if span.is_valid else None
+    _span_seen = (current, ids)
+    return ids
 
 
 class EcsFormatter(ecs_format.EcsFormatter):
@@ -163,11 +186,11 @@ class ChannelHandler(logging.Handler):
     def __init__(self, writer: Writer, channel: Channel) -> None:
         super().__init__()
         self.writer, self.channel = writer, channel
-        self.remote = channel.remote is not None
+        self.number, self.remote = channel.number, channel.remote is not None
         self.auxip = True
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
-        # No handler lock: the queue is thread-safe, and the lock costs every line.
+        # No handler lock: the deque is thread-safe, and the lock costs every line.
         if self.filters and not self.filter(record):
             return False
         self.emit(record)
@@ -175,25 +198,26 @@ class ChannelHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            lines = self.writer.queue
-            if lines.qsize() >= QUEUE_SIZE:
+            writer = self.writer
+            lines = writer.lines
+            if len(lines) >= QUEUE_SIZE:
                 ChannelHandler.dropped += 1
                 return
             # The message now: its arguments may change (or be another thread's) later.
             message = record.getMessage()
             context = _fields.get() or None
-            span = trace.get_current_span().get_span_context()
-            ids = (span.trace_id, span.span_id) if span.is_valid else None
+            ids = span_ids()
             if self.remote:  # plain values, for the writer process: the record ends here
-                lines.put(ecs_format.to_wire(self.channel.number, record, message, context,
-                                             ids))
-                return
-            record.message = message
-            record.__dict__[CONTEXT] = context
-            record.__dict__[TRACE] = ids
-            if record.exc_info:
-                record = _detached(record)
-            lines.put((self.channel.number, record))
+                lines.append(ecs_format.to_wire(self.number, record, message, context, ids))
+            else:
+                record.message = message
+                record.__dict__[CONTEXT] = context
+                record.__dict__[TRACE] = ids
+                if record.exc_info:
+                    record = _detached(record)
+                lines.append(_Local(self.number, record))
+            if writer.idle:
+                writer.wake.set()
         except Exception:  # noqa: BLE001 - logging must not fail the caller
             self.handleError(record)
 
@@ -214,6 +238,16 @@ def _detached(record: logging.LogRecord) -> logging.LogRecord:
     return copied
 
 
+class _Local(tuple):  # type: ignore[type-arg]
+    """(channel number, record): a line for a channel formatted in this process; its own
+    type, so a batch without any is told apart from one with in a single C-level pass."""
+
+    __slots__ = ()
+
+    def __new__(cls, number: int, record: logging.LogRecord) -> _Local:
+        return super().__new__(cls, (number, record))
+
+
 class _Marker:
     """Something the writer thread does in turn with the lines queued before it; a
     `stopping` one ends the thread."""
@@ -231,13 +265,20 @@ class Writer:
     """The process's queue, its writer thread, and the log writer process it feeds."""
 
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._new_queue()
         self.channels: dict[int, Channel] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.passed: dict[int, tuple[int, int] | None] = {}  # fd -> identity, in the process
         self.restarts = 0
         self.in_process = False  # the writer process died twice: format here from now on
         self._start_thread()
+
+    def _new_queue(self) -> None:
+        # Lines (to_wire tuples), _Local lines and markers, in order; `idle` says the thread
+        # waits on `wake` for the next one (set by whoever appends then).
+        self.lines: deque[Any] = deque()
+        self.wake = threading.Event()
+        self.idle = False
 
     def _start_thread(self) -> None:
         self.thread = threading.Thread(target=self._run, name="auxip-log-writer", daemon=True)
@@ -247,26 +288,40 @@ class Writer:
         """Queue `marker` after the lines queued so far; True when it ran within `timeout`."""
         if not self.thread.is_alive():
             return False
-        self.queue.put(marker)
+        self.put(marker)
         return marker.done.wait(timeout)
+
+    def put(self, item: Any) -> None:
+        self.lines.append(item)
+        self.wake.set()
 
     # -- the writer thread ----------------------------------------------------------------
 
     def _run(self) -> None:
-        lines = self.queue
+        lines, wake = self.lines, self.wake
+        take = lines.popleft
         while True:
-            batch = [lines.get()]
+            if not lines:
+                self.idle = True
+                # Looked at again once `idle` is said: a line appended before this look is
+                # seen here; one appended after it finds `idle` and sets `wake`.
+                if not lines:
+                    wake.wait()
+                wake.clear()
+                self.idle = False
+            # All that is there now, taken in one C-level pass (lines appended meanwhile
+            # stay for the next round).
+            batch = list(map(operator.call, repeat(take, len(lines))))
             try:
-                while len(batch) < QUEUE_SIZE:
-                    batch.append(lines.get_nowait())
-            except queue.Empty:
-                pass
-            try:
-                going_on = self._write(batch)
+                if set(map(type, batch)) == {tuple}:  # lines for the writer process alone
+                    self._send(batch)
+                    going_on = True
+                else:
+                    going_on = self._write(batch)
             except Exception as error:  # noqa: BLE001 - a bug here must not stop the logs
                 _say(f"lines lost: {error!r}")
                 for item in batch:
-                    if type(item) is not tuple:
+                    if type(item) is _Marker:
                         item.done.set()
                 going_on = True
             if not going_on:
@@ -276,7 +331,11 @@ class Writer:
     def _write(self, batch: list[Any]) -> bool:
         wire: list[ecs_format.Wire] = []
         for item in batch:
-            if type(item) is not tuple:  # a marker
+            kind = type(item)
+            if kind is tuple:  # to_wire's, for the writer process
+                wire.append(item)
+                continue
+            if kind is _Marker:
                 self._send(wire)
                 wire = []
                 try:
@@ -285,9 +344,6 @@ class Writer:
                     item.done.set()
                 if not going_on:
                     return False
-                continue
-            if len(item) > 2:  # to_wire's, for the writer process
-                wire.append(item)
                 continue
             number, record = item
             channel = self.channels.get(number)
@@ -415,7 +471,7 @@ class Writer:
     def forked(self) -> None:
         """In a forked child: the parent's queue, thread and writer process stay the
         parent's (its pipe closed here, so only the parent's exit ends it)."""
-        self.queue = queue.SimpleQueue()
+        self._new_queue()
         if self.process is not None:
             _abandoned.append(self.process)  # not ours to wait for
             _close_pipes(self.process)
@@ -560,7 +616,7 @@ def channel(service: str, fmt: str, target: IO[str] | Path | logging.Handler | N
         remote = None
     process_writer = writer()
     opened = Channel(next(_numbers), service, local, remote)
-    process_writer.queue.put(_Marker(lambda writer: writer.open(opened)))
+    process_writer.put(_Marker(lambda writer: writer.open(opened)))
     return ChannelHandler(process_writer, opened)
 
 
