@@ -1,7 +1,7 @@
 """The log writer process: formats the records a process logged into ECS lines and writes
 them, so the process that serves requests spends no time (and no GIL) formatting.
 
-    python -m shared.adapters.telemetry.log_writer   (started by telemetry.logging)
+    python -m shared.adapters.telemetry.log_writer   (started by telemetry.log_queue)
 
 stdin: frames from the parent, each a 4-byte big-endian length then a marshal'ed
 (kind, body): ("open", (channel, service, "fd" | "path", fd or path)), ("close", channel),
