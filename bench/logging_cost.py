@@ -178,8 +178,8 @@ def _floor(out: Outcome, name: str, client: _Client, rounds: int, seconds: float
     call (record made, loggers walked) costs before any handler does anything, in the
     same run. No handler behind the stdlib can cost less."""
     handler = ecs_logs.configure("bench", level="INFO", stream=io.StringIO())
-    emit = ecs_logs.ChannelHandler.emit
-    ecs_logs.ChannelHandler.emit = lambda self, record: None  # type: ignore[method-assign]
+    handle = ecs_logs.ChannelHandler.handle
+    ecs_logs.ChannelHandler.handle = lambda self, record: True  # type: ignore[method-assign]
     try:
         _requests(client, 0.3)  # warm-up
         quiet: list[float] = []
@@ -188,7 +188,7 @@ def _floor(out: Outcome, name: str, client: _Client, rounds: int, seconds: float
             quiet += _requests(client, seconds)
             own += _requests(client, seconds, log_lines=share)
     finally:
-        ecs_logs.ChannelHandler.emit = emit  # type: ignore[method-assign]
+        ecs_logs.ChannelHandler.handle = handle  # type: ignore[method-assign]
         logging.getLogger().removeHandler(handler)
         handler.close()
     base, with_own = statistics.median(quiet), statistics.median(own)
@@ -330,7 +330,7 @@ def main() -> int:
     parser.add_argument("--floor", action="store_true")
     args = parser.parse_args()
     if args.floor:
-        ecs_logs.ChannelHandler.emit = lambda self, record: None  # type: ignore[method-assign]
+        ecs_logs.ChannelHandler.handle = lambda self, record: True  # type: ignore[method-assign]
     if args.prip:
         with _issuer_only() as stack:
             outcome = run(args.rounds, args.seconds, stack=stack)

@@ -157,19 +157,16 @@ class ChannelHandler(logging.Handler):
         self.auxip = True
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
-        # No handler lock: the deque is thread-safe, and the lock costs every line.
+        # The whole of the handler's work, here rather than in emit (a call less a line);
+        # no handler lock: the deque is thread-safe, and the lock costs every line.
         if self.filters and not self.filter(record):
             return False
-        self.emit(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
         try:
             writer = self.writer
             lines = writer.lines
             if len(lines) >= QUEUE_SIZE:
                 ChannelHandler.dropped += 1
-                return
+                return True
             # The message now: its arguments may change (or be another thread's) later.
             message = record.getMessage()
             context = _fields.get() or None
@@ -187,6 +184,10 @@ class ChannelHandler(logging.Handler):
                 writer.wake.set()
         except Exception:  # noqa: BLE001 - logging must not fail the caller
             self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
 
     def close(self) -> None:
         """Write what is queued for this channel, then forget it."""
