@@ -13,7 +13,8 @@ from psycopg.rows import dict_row
 
 @dataclass(frozen=True)
 class Packaging:
-    """The distribution form of a product served as it arrived, known when it is ingested."""
+    """The distribution form of a product that ingest packages (served as it arrived, or
+    built from the bytes ingest holds), known when it is ingested."""
 
     name: str
     distribution_key: str
