@@ -95,9 +95,12 @@ def as_arrived(name: naming.ProductName, layout: str, archive_key: str, sums: Ch
 
 
 def packaged_event(source: str, product_id: uuid.UUID, product_type: str,
-                   archive_bucket: str, packaged: Packaged, now: datetime) -> CloudEvent:
-    """`product.packaged` from `source` (package, or ingest for a product served as it
-    arrived), with the one id a product's packaging has wherever it is made."""
+                   archive_bucket: str, packaged: Packaged, now: datetime, *,
+                   published: bool = False) -> CloudEvent:
+    """`product.packaged` from `source` (package, or ingest for a product it packaged),
+    with the one id a product's packaging has wherever it is made; `published` when the
+    product is published in the same transaction (publish's Trigger then leaves it out)."""
+    trace = current_trace_extensions()
     return envelope.build(
         types.PRODUCT_PACKAGED,
         ProductPackaged(
@@ -109,7 +112,7 @@ def packaged_event(source: str, product_id: uuid.UUID, product_type: str,
             packaged_at=now),
         source=source, subject=packaged.name,
         event_id=str(uuid.uuid5(_IDS, f"packaged:{product_id}")),
-        extensions=current_trace_extensions(),
+        extensions={**trace, envelope.PUBLISHED: "true"} if published else trace,
     )
 
 

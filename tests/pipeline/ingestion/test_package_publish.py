@@ -11,6 +11,7 @@ import pytest
 
 from devstack import demo_products
 from events.products import ProductIngested, ProductPackaged
+from shared.adapters.catalogue import products
 from shared.adapters.runtime import Runtime
 from shared.pipeline import packaging, publication
 from shared.pipeline.ingestion.ingest import Outcome, ingest
@@ -69,8 +70,9 @@ def _package_cal(rt: Runtime, inbox: Inbox, arrives: str) -> bytes:
     # nothing to do; otherwise package builds the object.
     assert (packaging.package(rt, _ingested(rt)) is None) is by_ingest
     [product] = rows(rt, "SELECT * FROM products")
-    assert product["status"] == "packaged" and product["name"] == CAL + ".zip"
-    assert product["content_type"] == "application/zip"
+    # Packaged by ingest, published by it too; by package, publish's work is left.
+    assert product["status"] == ("published" if by_ingest else "packaged")
+    assert product["name"] == CAL + ".zip" and product["content_type"] == "application/zip"
     body = _object(rt, product["distribution_key"])
     checksums = {c["Algorithm"]: c["Value"] for c in product["checksums"]}
     assert checksums["MD5"] == hashlib.md5(body).hexdigest()
@@ -96,17 +98,22 @@ def test_safe_is_published_as_a_deterministic_zip_whatever_its_arrival_form(
     assert from_folder == from_zip == from_large_zip
 
 
-def test_a_safe_packaged_by_ingest_is_restored_packaged_from_the_journal(
+def _restored_from_the_journal(rt: Runtime) -> None:
+    """The catalogue loses the one product's row: publish, delivered its product.packaged
+    again, gets the row back from the journal as it was, and has nothing to do."""
+    [before] = rows(rt, "SELECT * FROM products")
+    rows(rt, "DELETE FROM products RETURNING id")
+    assert publication.publish(rt, _packaged(rt)) is None  # already published by ingest
+    [after] = rows(rt, "SELECT * FROM products")
+    assert after["status"] == "published" and after["online"]
+    assert {k: after[k] for k in products.RESTORED_COLUMNS} == {
+        k: before[k] for k in products.RESTORED_COLUMNS}
+
+
+def test_a_safe_packaged_by_ingest_is_restored_published_from_the_journal(
         rt: Runtime, inbox: Inbox) -> None:
     _package_cal(rt, inbox, "zip")
-    [before] = rows(rt, "SELECT * FROM products")
-    rows(rt, "DELETE FROM products RETURNING id")  # the catalogue lost the row
-    assert publication.publish(rt, _packaged(rt)) is not None  # restores it first
-    [after] = rows(rt, "SELECT * FROM products")
-    assert after["status"] == "published"
-    kept = ("name", "distribution_key", "checksums", "content_type", "ingestion_date",
-            "content_length", "archive_key", "fingerprint")
-    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}
+    _restored_from_the_journal(rt)
 
 
 def test_packaging_twice_is_a_no_op(rt: Runtime, inbox: Inbox) -> None:
@@ -122,7 +129,7 @@ def test_eof_is_served_as_it_arrived_without_a_copy(rt: Runtime, inbox: Inbox) -
     # event journalled before ingest packaged) finds nothing to do and emits nothing.
     assert packaging.package(rt, _ingested(rt)) is None
     [product] = rows(rt, "SELECT * FROM products")
-    assert product["status"] == "packaged" and product["name"] == RESORB
+    assert product["status"] == "published" and product["name"] == RESORB
     assert product["distribution_key"] == product["archive_key"]
     assert product["modification_date"] == product["ingestion_date"]
     assert _object(rt, product["distribution_key"]) == body
@@ -130,24 +137,18 @@ def test_eof_is_served_as_it_arrived_without_a_copy(rt: Runtime, inbox: Inbox) -
     assert packaged.content_length == len(body)
     checksums = {c.algorithm: c.value for c in packaged.checksums}
     assert checksums["MD5"] == hashlib.md5(body).hexdigest()
-    assert publication.publish(rt, packaged) is not None
-    [journal] = rows(rt, "SELECT count(*) AS n FROM event_journal WHERE type ="
-                     " 'org.auxip.product.packaged.v1'")
-    assert journal["n"] == 1
+    # Published by ingest too: a product.packaged delivered to publish anyway does nothing.
+    assert publication.publish(rt, packaged) is None
+    for event_type in ("packaged", "published"):
+        [journal] = rows(rt, "SELECT count(*) AS n FROM event_journal WHERE type = %s",
+                         f"org.auxip.product.{event_type}.v1")
+        assert journal["n"] == 1
 
 
-def test_an_eof_packaged_by_ingest_is_restored_packaged_from_the_journal(
+def test_an_eof_packaged_by_ingest_is_restored_published_from_the_journal(
         rt: Runtime, inbox: Inbox) -> None:
     ingest(rt, inbox.put(RESORB, (REAL / RESORB).read_bytes()), "ev")
-    [before] = rows(rt, "SELECT * FROM products")
-    rows(rt, "DELETE FROM products RETURNING id")  # the catalogue lost the row
-    assert publication.publish(rt, _packaged(rt)) is not None  # restores it first
-    [after] = rows(rt, "SELECT * FROM products")
-    assert after["status"] == "published"
-    assert {k: after[k] for k in ("name", "distribution_key", "checksums", "content_type",
-                                  "ingestion_date", "content_length")} == {
-        k: before[k] for k in ("name", "distribution_key", "checksums", "content_type",
-                               "ingestion_date", "content_length")}
+    _restored_from_the_journal(rt)
 
 
 @pytest.mark.parametrize("limit", [None, 0], ids=["by ingest", "by package"])
@@ -161,7 +162,8 @@ def test_zipped_eof_is_unzipped_or_zipped_as_configured(rt: Runtime, inbox: Inbo
     ingest(ingesting, inbox.put(RESORB + ".zip", buffer.getvalue()), "ev")
     assert (packaging.package(rt, _ingested(rt)) is None) is (limit is None)
     [product] = rows(rt, "SELECT * FROM products")
-    assert product["name"] == RESORB and product["status"] == "packaged"
+    assert product["name"] == RESORB
+    assert product["status"] == ("published" if limit is None else "packaged")
     assert _object(rt, product["distribution_key"]) == body
     assert product["content_length"] == len(body)
 
@@ -178,7 +180,7 @@ def test_eof_zipped_when_so_configured(rt: Runtime, inbox: Inbox, limit: int | N
     [event] = rows(rt, "SELECT extensions FROM event_journal"
                    " WHERE type = 'org.auxip.product.ingested.v1'")
     if limit is None:  # an object to build, from the bytes ingest holds
-        assert ingested["status"] == "packaged"
+        assert ingested["status"] == "published"
         assert event["extensions"]["auxippackaged"] == "true"
         assert packaging.package(zipping, _ingested(rt)) is None
     else:  # above ingest's limit: package's work
@@ -191,16 +193,21 @@ def test_eof_zipped_when_so_configured(rt: Runtime, inbox: Inbox, limit: int | N
         assert archive.namelist() == [RESORB] and archive.read(RESORB) == body
 
 
-def test_publication_sets_dates_by_retention_and_announces_once(rt: Runtime,
-                                                                inbox: Inbox) -> None:
+@pytest.mark.parametrize("by", ["ingest", "publish"])
+def test_publication_sets_dates_by_retention_and_announces_once(rt: Runtime, inbox: Inbox,
+                                                                by: str) -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     name, body = demo_products.orbit_eof("A", "AUX_RESORB", start, start + timedelta(hours=3),
                                          start + timedelta(hours=4), max_vectors=3)
-    keeping = Runtime(rt.settings.model_copy(update={"retention_days": "AUX_RESORB=90"}),
-                      rt.pool, rt.s3)
-    ingest(keeping, inbox.put(name, body), "ev")
-    packaging.package(keeping, _ingested(rt))
-    assert publication.publish(keeping, _packaged(rt)) is not None
+    update: dict[str, object] = {"retention_days": "AUX_RESORB=90"}
+    if by == "publish":  # an object to build above ingest's limit: package, then publish
+        update |= {"eof_distribution": "zip", "package_in_ingest_bytes": 0}
+        name += ".zip"
+    keeping = Runtime(rt.settings.model_copy(update=update), rt.pool, rt.s3)
+    ingest(keeping, inbox.put(name.removesuffix(".zip"), body), "ev")
+    if by == "publish":
+        assert packaging.package(keeping, _ingested(rt)) is not None
+        assert publication.publish(keeping, _packaged(rt)) is not None
     assert publication.publish(keeping, _packaged(rt)) is None
     [product] = rows(rt, "SELECT * FROM products")
     assert product["status"] == "published" and product["online"]
