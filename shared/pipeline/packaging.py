@@ -163,11 +163,17 @@ def from_held(rt: Runtime, name: naming.ProductName, held: Path, workdir: Path
               ) -> Packaged | None:
     """Package a product of one object that `as_arrived` does not serve as it arrived, from
     its bytes the caller holds at `held` (ingest's checked copy), as `package` would from
-    its ingested copy, byte for byte. None above AUXIP_PACKAGE_IN_INGEST_BYTES: package
-    builds it then, on a hop of its own. Built and uploaded from `workdir`."""
-    if held.stat().st_size > rt.settings.package_in_ingest_bytes:
+    its ingested copy, byte for byte. None when the object or its content (what is to be
+    compressed: an archive may hold 200 times its size) is above
+    AUXIP_PACKAGE_IN_INGEST_BYTES: package builds it then, on a hop of its own. Built and
+    uploaded from `workdir`."""
+    limit = rt.settings.package_in_ingest_bytes
+    if held.stat().st_size > limit:
         return None
-    return _make(rt, name.product_type, name, _held_entries(held, name), workdir)
+    members = _members(held, name)
+    if members is not None and sum(m.size for m in members) > limit:
+        return None
+    return _make(rt, name.product_type, name, _held_entries(held, name, members), workdir)
 
 
 def _make(rt: Runtime, product_type: str, name: naming.ProductName,
@@ -215,17 +221,27 @@ def _entries(rt: Runtime, row: dict, name: naming.ProductName,
     yield from _held_entries(archive, name)
 
 
-def _held_entries(path: Path, name: naming.ProductName
+def _held_entries(path: Path, name: naming.ProductName,
+                  members: list[archive_safety.Member] | None = None
                   ) -> Iterator[tuple[str, Iterable[bytes]]]:
-    """(entry name, chunks) of a product of one object held in a local file."""
+    """(entry name, chunks) of a product of one object held in a local file; `members`
+    its file members when already listed (`_members`)."""
     if not name.container:
         yield name.logical_name, _file_chunks(path)
         return
     limits = archive_safety.ArchiveLimits()
-    members = archive_safety.inspect_archive(path, name.container, limits)
-    for member in sorted((m for m in members if not m.is_dir), key=lambda m: m.name):
+    for member in members if members is not None else _members(path, name) or []:
         yield member.name, archive_safety.iter_member_chunks(path, name.container,
                                                              member.name, limits)
+
+
+def _members(path: Path, name: naming.ProductName) -> list[archive_safety.Member] | None:
+    """The file members of an archive, sorted by name; None for a product not archived."""
+    if not name.container:
+        return None
+    members = archive_safety.inspect_archive(path, name.container,
+                                             archive_safety.ArchiveLimits())
+    return sorted((m for m in members if not m.is_dir), key=lambda m: m.name)
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:

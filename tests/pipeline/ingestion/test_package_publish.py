@@ -41,25 +41,30 @@ def _held_up_to(rt: Runtime, limit: int) -> Runtime:
                    rt.pool, rt.s3)
 
 
-def _cal_zip() -> bytes:
+def _cal_zip(compression: int = zipfile.ZIP_STORED) -> bytes:
     """Another tool's zip of CAL: reversed order, directory entries, other timestamps."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         archive.writestr(zipfile.ZipInfo(f"{CAL}/", (2020, 5, 5, 5, 5, 4)), b"")
         for path, body in sorted(real_folder(CAL).items(), reverse=True):
-            archive.writestr(zipfile.ZipInfo(f"{CAL}/{path}", (2021, 1, 1, 0, 0, 0)), body)
+            archive.writestr(zipfile.ZipInfo(f"{CAL}/{path}", (2021, 1, 1, 0, 0, 0)), body,
+                             compress_type=compression)
     return buffer.getvalue()
 
 
 def _package_cal(rt: Runtime, inbox: Inbox, arrives: str) -> bytes:
     """CAL arrived as a folder (packaged by package), or zipped: packaged by ingest itself
-    ("zip"), or by package when the zip is above ingest's limit ("large zip")."""
+    ("zip"), or by package when the zip ("large zip") or what it holds ("large content")
+    is above ingest's limit."""
     files = real_folder(CAL)
     if arrives == "folder":
         outcomes = [ingest(rt, a, f"ev{i}").outcome for i, a in enumerate(inbox.put_folder(CAL, files))]
         assert Outcome.INGESTED in outcomes
     else:
-        body = _cal_zip()
+        deflated = arrives == "large content"
+        body = _cal_zip(zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED)
+        if deflated:  # the zip within the limit, its content above it
+            assert sum(map(len, files.values())) > len(body)
         ingesting = _held_up_to(rt, len(body) - (arrives == "large zip"))
         assert ingest(ingesting, inbox.put(CAL + ".zip", body), "ev").outcome is Outcome.INGESTED
     [event] = rows(rt, "SELECT extensions FROM event_journal"
@@ -88,14 +93,16 @@ def _package_cal(rt: Runtime, inbox: Inbox, arrives: str) -> bytes:
 
 def test_safe_is_published_as_a_deterministic_zip_whatever_its_arrival_form(
         rt: Runtime, inbox: Inbox, clean_catalogue_now) -> None:  # type: ignore[no-untyped-def]
-    # package from a folder, ingest from the zip it holds, package from a zip above
-    # ingest's limit: the same bytes.
+    # package from a folder, ingest from the zip it holds, package from a zip (or a zip's
+    # content) above ingest's limit: the same bytes.
     from_folder = _package_cal(rt, inbox, "folder")
     clean_catalogue_now()
     from_zip = _package_cal(rt, inbox, "zip")
     clean_catalogue_now()
     from_large_zip = _package_cal(rt, inbox, "large zip")
-    assert from_folder == from_zip == from_large_zip
+    clean_catalogue_now()
+    from_large_content = _package_cal(rt, inbox, "large content")
+    assert from_folder == from_zip == from_large_zip == from_large_content
 
 
 def _restored_from_the_journal(rt: Runtime) -> None:
