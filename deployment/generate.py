@@ -15,7 +15,7 @@ from deployment import spec as spec_module
 from deployment.paths import Tree, function_source
 from deployment.yamldocs import dump_all
 from events import types
-from events.envelope import PACKAGED
+from events.envelope import PACKAGED, PUBLISHED
 from events.registry import DATA_MODELS
 from functions import FUNCTIONS
 from shared.adapters.telemetry import metrics
@@ -161,6 +161,8 @@ def event_type(name: str) -> dict[str, Any]:
     ]
     if name == types.PRODUCT_INGESTED:
         attributes.append({"name": PACKAGED, "required": False, "value": "true"})
+    if name == types.PRODUCT_PACKAGED:
+        attributes.append({"name": PUBLISHED, "required": False, "value": "true"})
     return {
         "apiVersion": EVENT_TYPES_API,
         "kind": "EventType",

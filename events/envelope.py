@@ -19,10 +19,15 @@ M = TypeVar("M", bound=EventData)
 
 # Extensions auxip carries on every event it emits (lower-case alphanumerics only, per spec).
 TRACEPARENT = "traceparent"
-# On `product.ingested` only: "true" when ingest served the product as it arrived (an EOF
-# kept as .EOF) and journalled its `product.packaged` in the same transaction, so there is
-# nothing left to package; package's Trigger leaves such events out (knative/functions.yaml).
+# On `product.ingested` only: "true" when ingest packaged the product itself (an EOF kept
+# as .EOF, a zipped SAFE built from the bytes it held) and journalled its `product.packaged`
+# in the same transaction, so there is nothing left to package; package's Trigger leaves
+# such events out (knative/functions.yaml).
 PACKAGED = "auxippackaged"
+# On `product.packaged` only: "true" when ingest published the product in that same
+# transaction too (its `product.published` journalled with it); publish's Trigger leaves
+# such events out.
+PUBLISHED = "auxippublished"
 
 
 def build(

@@ -1,4 +1,5 @@
-"""ingest: `file.arrived` -> checked, archived, catalogued product (`product.ingested`), or
+"""ingest: `file.arrived` -> checked, archived, catalogued product (`product.ingested`;
+with `product.packaged` and `product.published` when ingest packages it itself), or
 quarantine (`file.rejected`). A PingSource tick sweeps SAFE folders left incomplete,
 announces inbox objects whose storage notification was lost, re-sends journal events left
 unsent and pushes on products stalled between stages (shared.pipeline.ingestion.stalled)."""

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
 
     # Publication
     eof_distribution: str = "plain"  # "plain" keeps .EOF as is, "zip" publishes .EOF.zip
+    # A product of one object (a zipped SAFE...) up to this size, as it arrived and what it
+    # holds uncompressed, is packaged by ingest from the bytes it holds; larger ones by
+    # package, which reads them again.
+    package_in_ingest_bytes: int = Field(default=16 * 1024**2, ge=0)
     default_retention_days: int | None = None  # None: kept (EvictionDate 9999-12-31)
     retention_days: str = ""  # per type, e.g. "AUX_RESORB=90,AUX_PREORB=30"
     # A product this long in `ingested` or `packaged` gets the event of its next step

@@ -6,7 +6,10 @@
 - EOF -> kept as `X.EOF` (default) or zipped as `X.EOF.zip` (AUXIP_EOF_DISTRIBUTION=zip);
 - anything else (mission-planning tarballs) -> kept as it arrived.
 
-Archives are built in a temporary file, never in memory, and uploaded from there.
+Archives are built in a temporary file, never in memory, and uploaded from there. A
+product of one object up to AUXIP_PACKAGE_IN_INGEST_BYTES is packaged by ingest from the
+bytes it has just checked (`from_held`), in the statement that catalogues it: no GET of
+its ingested copy, no hop to package.
 """
 
 from __future__ import annotations
@@ -92,9 +95,12 @@ def as_arrived(name: naming.ProductName, layout: str, archive_key: str, sums: Ch
 
 
 def packaged_event(source: str, product_id: uuid.UUID, product_type: str,
-                   archive_bucket: str, packaged: Packaged, now: datetime) -> CloudEvent:
-    """`product.packaged` from `source` (package, or ingest for a product served as it
-    arrived), with the one id a product's packaging has wherever it is made."""
+                   archive_bucket: str, packaged: Packaged, now: datetime, *,
+                   published: bool = False) -> CloudEvent:
+    """`product.packaged` from `source` (package, or ingest for a product it packaged),
+    with the one id a product's packaging has wherever it is made; `published` when the
+    product is published in the same transaction (publish's Trigger then leaves it out)."""
+    trace = current_trace_extensions()
     return envelope.build(
         types.PRODUCT_PACKAGED,
         ProductPackaged(
@@ -106,7 +112,7 @@ def packaged_event(source: str, product_id: uuid.UUID, product_type: str,
             packaged_at=now),
         source=source, subject=packaged.name,
         event_id=str(uuid.uuid5(_IDS, f"packaged:{product_id}")),
-        extensions=current_trace_extensions(),
+        extensions={**trace, envelope.PUBLISHED: "true"} if published else trace,
     )
 
 
@@ -147,25 +153,51 @@ def _build(rt: Runtime, row: dict, name: naming.ProductName,
             raise RebuildError(f"{row['logical_name']} is now served as it arrived"
                                f" ({row['archive_key']}), the catalogue has {expected[0]}")
         return served
-    target_name = distribution_name(name.logical_name, name.format, s.eof_distribution)
-    key = f"products/{row['product_type']}/{target_name}"
-    content_type = _content_type(target_name)
     with tempfile.TemporaryDirectory(prefix="auxip-package-") as tmp:
         workdir = Path(tmp)
-        entries = _entries(rt, row, name, workdir)
-        out = workdir / "out"
-        if target_name.endswith(".zip"):
-            write_deterministic_zip(out, entries)
-        else:
-            with out.open("wb") as stream:
-                for _, chunks in entries:
-                    for chunk in chunks:
-                        stream.write(chunk)
-        sums = _checksums_of(out)
-        if expected is not None and (key, sums.md5) != expected:
-            raise RebuildError(f"{row['logical_name']}: rebuilt as {key} (MD5 {sums.md5}),"
-                               f" the catalogue has {expected[0]} (MD5 {expected[1]})")
-        storage.put_file(rt.s3, s.archive_bucket, key, out, content_type=content_type)
+        return _make(rt, row["product_type"], name, _entries(rt, row, name, workdir), workdir,
+                     expected=expected)
+
+
+def from_held(rt: Runtime, name: naming.ProductName, held: Path, workdir: Path
+              ) -> Packaged | None:
+    """Package a product of one object that `as_arrived` does not serve as it arrived, from
+    its bytes the caller holds at `held` (ingest's checked copy), as `package` would from
+    its ingested copy, byte for byte. None when the object or its content (what is to be
+    compressed: an archive may hold 200 times its size) is above
+    AUXIP_PACKAGE_IN_INGEST_BYTES: package builds it then, on a hop of its own. Built and
+    uploaded from `workdir`."""
+    limit = rt.settings.package_in_ingest_bytes
+    if held.stat().st_size > limit:
+        return None
+    members = _members(held, name)
+    if members is not None and sum(m.size for m in members) > limit:
+        return None
+    return _make(rt, name.product_type, name, _held_entries(held, name, members), workdir)
+
+
+def _make(rt: Runtime, product_type: str, name: naming.ProductName,
+          entries: Iterable[tuple[str, Iterable[bytes]]], workdir: Path,
+          expected: tuple[str, str | None] | None = None) -> Packaged:
+    """Write the distribution object from `entries` in `workdir`, and upload it; with
+    `expected` (key, MD5) only when the result is that object, byte for byte."""
+    s = rt.settings
+    target_name = distribution_name(name.logical_name, name.format, s.eof_distribution)
+    key = f"products/{product_type}/{target_name}"
+    content_type = _content_type(target_name)
+    out = workdir / "out"
+    if target_name.endswith(".zip"):
+        write_deterministic_zip(out, entries)
+    else:
+        with out.open("wb") as stream:
+            for _, chunks in entries:
+                for chunk in chunks:
+                    stream.write(chunk)
+    sums = _checksums_of(out)
+    if expected is not None and (key, sums.md5) != expected:
+        raise RebuildError(f"{name.logical_name}: rebuilt as {key} (MD5 {sums.md5}),"
+                           f" the catalogue has {expected[0]} (MD5 {expected[1]})")
+    storage.put_file(rt.s3, s.archive_bucket, key, out, content_type=content_type)
     return Packaged(target_name, key, content_type, sums)
 
 
@@ -186,11 +218,36 @@ def _entries(rt: Runtime, row: dict, name: naming.ProductName,
     with archive.open("wb") as stream:
         for chunk in storage.iter_chunks(rt.s3, s.archive_bucket, row["archive_key"]):
             stream.write(chunk)
+    yield from _held_entries(archive, name)
+
+
+def _held_entries(path: Path, name: naming.ProductName,
+                  members: list[archive_safety.Member] | None = None
+                  ) -> Iterator[tuple[str, Iterable[bytes]]]:
+    """(entry name, chunks) of a product of one object held in a local file; `members`
+    its file members when already listed (`_members`)."""
+    if not name.container:
+        yield name.logical_name, _file_chunks(path)
+        return
     limits = archive_safety.ArchiveLimits()
-    members = archive_safety.inspect_archive(archive, name.container, limits)
-    for member in sorted((m for m in members if not m.is_dir), key=lambda m: m.name):
-        yield member.name, archive_safety.iter_member_chunks(archive, name.container,
+    for member in members if members is not None else _members(path, name) or []:
+        yield member.name, archive_safety.iter_member_chunks(path, name.container,
                                                              member.name, limits)
+
+
+def _members(path: Path, name: naming.ProductName) -> list[archive_safety.Member] | None:
+    """The file members of an archive, sorted by name; None for a product not archived."""
+    if not name.container:
+        return None
+    members = archive_safety.inspect_archive(path, name.container,
+                                             archive_safety.ArchiveLimits())
+    return sorted((m for m in members if not m.is_dir), key=lambda m: m.name)
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            yield chunk
 
 
 def write_deterministic_zip(path: Path, entries: Iterable[tuple[str, Iterable[bytes]]]) -> None:

@@ -5,7 +5,9 @@ use AUXIP_DEFAULT_RETENTION_DAYS, or are kept for ever)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from cloudevents.http import CloudEvent
@@ -15,6 +17,7 @@ from events.products import ProductPackaged, ProductPublished
 from shared.adapters import outbox
 from shared.adapters.catalogue import products, restore
 from shared.adapters.runtime import Runtime
+from shared.adapters.settings import Settings
 from shared.adapters.telemetry import metrics
 from shared.adapters.telemetry.tracing import current_trace_extensions
 from shared.core.s1time import OPEN_END
@@ -39,12 +42,17 @@ def eviction_date(product_type: str, published: datetime, table: dict[str, int],
     return KEPT if days is None else published + timedelta(days=days)
 
 
+def eviction_for(settings: Settings, product_type: str, published: datetime) -> datetime:
+    """The eviction date of a product of `product_type` published at `published`."""
+    return eviction_date(product_type, published, retention_table(settings.retention_days),
+                         settings.default_retention_days)
+
+
 def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
     """Publish one product; returns the emitted event id, None when already published."""
     s = rt.settings
     now = datetime.now(UTC)
-    evicts = eviction_date(packaged.product_type, now, retention_table(s.retention_days),
-                           s.default_retention_days)
+    evicts = eviction_for(s, packaged.product_type, now)
     with rt.pool.connection() as conn:
         published = _mark_published(conn, s.event_source, packaged, now, evicts)
         if published is None:
@@ -74,11 +82,16 @@ def _mark_published(conn: psycopg.Connection, source: str, packaged: ProductPack
                                       eviction_date=evicts)
         if row is None:
             return None
-        event = _published_event(source, row, now, evicts)
+        event = published_event(f"{source}/publish", row, now, evicts)
         return row, event, outbox.record(conn, event)
 
 
-def _published_event(source: str, row: dict, now: datetime, evicts: datetime) -> CloudEvent:
+def published_event(source: str, row: Mapping[str, Any], now: datetime, evicts: datetime
+                    ) -> CloudEvent:
+    """`product.published` from `source` (publish, or ingest for a product it packaged),
+    with the one id a product's publication has wherever it is made; `row` has the
+    product's id, name, product_type, platform_serial, content_length, content_start,
+    content_end and origin_date."""
     return envelope.build(
             types.PRODUCT_PUBLISHED,
             ProductPublished(
@@ -86,7 +99,7 @@ def _published_event(source: str, row: dict, now: datetime, evicts: datetime) ->
                 platform_serial=row["platform_serial"], content_length=row["content_length"],
                 content_start=row["content_start"], content_end=row["content_end"],
                 origin_date=row["origin_date"], publication_date=now, eviction_date=evicts),
-            source=f"{source}/publish", subject=row["name"],
+            source=source, subject=row["name"],
             event_id=str(uuid.uuid5(_IDS, f"published:{row['id']}")),
             extensions=current_trace_extensions(),
         )

@@ -59,8 +59,8 @@ def test_trigger_on_an_unknown_event_type(tree_copy):
 
 
 def test_function_subscribing_to_an_unknown_event_type(tree_copy):
-    edit(tree_copy.spec_file, "subscribes: [org.auxip.product.packaged.v1]",
-         "subscribes: [org.auxip.product.packagd.v1]")
+    edit(tree_copy.spec_file, "- type: org.auxip.product.packaged.v1",
+         "- type: org.auxip.product.packagd.v1")
     found = problems(tree_copy)
     assert "Trigger auxip/publish-product-packagd: spec.filters: event type 'org.auxip.product.packagd.v1'" in found
     assert "event type org.auxip.product.packaged.v1 is produced but no Trigger consumes it" in found

@@ -45,16 +45,18 @@ def _failures_logged(settings: Settings, event_id: str, offset: int) -> list[dic
             and e["message"].startswith("publish failed")]
 
 
-def _dead_lettered_orbit(s: Settings, unit: str, start: datetime) -> str:
-    """Upload an orbit file while REFUSE holds; its name once its product.packaged event
-    is in the dead letters."""
-    name, body = demo_products.orbit_eof(unit, "AUX_RESORB", start, start + timedelta(hours=3),
-                                         start + timedelta(hours=4), max_vectors=4)
-    storage.put_bytes(storage.client(s), s.inbox_bucket, name, body)
+def _dead_lettered_safe(s: Settings, unit: str, start: datetime) -> str:
+    """Upload a SAFE folder (packaged by package, published by publish: a product ingest
+    packages is published in ingest's own INSERT) while REFUSE holds; its name once its
+    product.packaged event is in the dead letters."""
+    folder, content = demo_products.aux_safe(unit, "AUX_CAL", start, start - timedelta(days=3))
+    client = storage.client(s)
+    for path, body in sorted(content.items()):
+        storage.put_bytes(client, s.inbox_bucket, f"{folder}/{path}", body)
     wait_until("the packaged event to reach the dead letters",
                lambda: len(query(s, "SELECT 1 FROM dead_letters")) == 1,
                report=lambda: query(s, "SELECT name, status FROM products"))
-    return name
+    return f"{folder}.zip"
 
 
 def test_failing_handler_dead_letters_then_replay_publishes(
@@ -64,7 +66,7 @@ def test_failing_handler_dead_letters_then_replay_publishes(
     execute(s, FIX)
     execute(s, REFUSE)
     try:
-        name = _dead_lettered_orbit(s, "A", datetime(2025, 7, 1, tzinfo=UTC))
+        name = _dead_lettered_safe(s, "A", datetime(2025, 7, 1, tzinfo=UTC))
     finally:
         execute(s, FIX)
     [packaged] = query(s, "SELECT id, extensions FROM event_journal WHERE type = %s",
@@ -113,7 +115,7 @@ def test_a_stalled_product_is_pushed_on_a_bounded_number_of_times(fresh: StackIn
     execute(s, FIX)
     execute(s, REFUSE)
     try:
-        name = _dead_lettered_orbit(s, "B", datetime(2025, 8, 1, tzinfo=UTC))
+        name = _dead_lettered_safe(s, "B", datetime(2025, 8, 1, tzinfo=UTC))
         # Not stalled long enough yet: nothing is resent.
         assert resend_stalled(rt.pool, s.broker_url, after_s=3600, max_resends=1) == []
         [resent] = resend_stalled(rt.pool, s.broker_url, after_s=0, max_resends=1)

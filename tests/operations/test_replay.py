@@ -67,20 +67,21 @@ def test_replaying_the_journal_restores_the_lost_work_without_duplicates(
     before = _catalogue(s)
 
     # Lose everything written after ingestion: the packaging and publication events, the
-    # packaged objects, and the product rows' state back to what ingest left. The orbit
-    # files were packaged by ingest itself (served as they arrived), in its transaction:
-    # their product.packaged and 'packaged' rows are ingestion's and stay.
-    with_lost = query(s, "DELETE FROM event_journal WHERE type = %s"
-                         " OR (type = %s AND source LIKE '%%/package') RETURNING id",
-                      types.PRODUCT_PUBLISHED, types.PRODUCT_PACKAGED)
-    assert len(with_lost) == 6
-    query(s, "UPDATE products SET status = 'packaged', publication_date = NULL,"
-             " eviction_date = NULL, online = false RETURNING id")
-    query(s, "UPDATE products SET status = 'ingested', name = NULL, distribution_key = NULL,"
-             " content_type = 'application/octet-stream'"
-             " WHERE layout <> 'file' RETURNING id")
-    assert storage.delete_prefix(client, s.archive_bucket, "products/") == 2  # the SAFE zips
-    assert _published(s) == 0
+    # packaged object, and the product row's state back to what ingest left. The orbit
+    # files and the zipped SAFE were packaged and published by ingest itself, in its
+    # transaction: their events and rows are ingestion's and stay. The SAFE folder went
+    # through package and publish.
+    with_lost = query(s, "DELETE FROM event_journal WHERE source LIKE '%%/package'"
+                         " OR source LIKE '%%/publish' RETURNING type")
+    assert sorted(r["type"] for r in with_lost) == [types.PRODUCT_PACKAGED,
+                                                    types.PRODUCT_PUBLISHED]
+    [folder] = query(s, "UPDATE products SET status = 'ingested', name = NULL,"
+                        " distribution_key = NULL, content_type = 'application/octet-stream',"
+                        " publication_date = NULL, eviction_date = NULL, online = false"
+                        " WHERE layout = 'safe-folder' RETURNING logical_name")
+    storage.delete(client, s.archive_bucket,
+                   f"products/AUX_CAL/{folder['logical_name']}.zip")
+    assert _published(s) == 3
 
     runner = CliRunner()
     listed = runner.invoke(cli(), ["replay", "--all", "--dry-run"])
@@ -91,7 +92,7 @@ def test_replaying_the_journal_restores_the_lost_work_without_duplicates(
     assert "accepted by" in replayed.output
     event = security_events.one("auxip.operator.replay")  # the dry run above made none
     assert (event["event.outcome"], event["auxip.failed"]) == ("success", 0)
-    assert event["auxip.events"] == len(before["journal"]) - 6
+    assert event["auxip.events"] == len(before["journal"]) - 2
     wait_until("the replay to publish the 4 products again",
                lambda: _published(s) == 4 and len(query(s, "SELECT 1 FROM event_journal")) ==
                len(before["journal"]),

@@ -84,9 +84,9 @@ class Operator:
 # (products published before the fault, what it does)
 FAULTS: list[tuple[int, str, Callable[[StackInfo], str]]] = [
     (40, "ingest", lambda i: _crash_and_restart(i, "ingest", "auxip/ingest-file-arrived")),
-    # Orbit files are packaged by ingest itself: publish is their next hop.
-    (110, "publish", lambda i: _crash_and_restart(i, "publish",
-                                                   "auxip/publish-product-packaged")),
+    # Orbit files are packaged and published by ingest itself: notify is their next hop.
+    (110, "notify", lambda i: _crash_and_restart(i, "notify",
+                                                  "auxip/notify-product-published")),
     (180, "s3", _freeze_s3),
     (250, "database", _cut_database),
     (320, "router", lambda i: _crash_and_restart(i, "router", None)),

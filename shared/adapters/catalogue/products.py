@@ -13,11 +13,20 @@ from psycopg.rows import dict_row
 
 @dataclass(frozen=True)
 class Packaging:
-    """The distribution form of a product served as it arrived, known when it is ingested."""
+    """The distribution form of a product that ingest packages (served as it arrived, or
+    built from the bytes ingest holds), known when it is ingested."""
 
     name: str
     distribution_key: str
     content_type: str
+
+
+@dataclass(frozen=True)
+class Publication:
+    """The publication of a product ingest packages, made in the same statement."""
+
+    publication_date: datetime
+    eviction_date: datetime
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class NewProduct:
     attributes: dict[str, object]
     ingestion_date: datetime | None = None  # None: the database's now()
     packaged: Packaging | None = None  # inserted 'packaged' when set, else 'ingested'
+    published: Publication | None = None  # with `packaged`: inserted 'published', online
 
 
 def find_by_logical_name(conn: psycopg.Connection, logical_name: str) -> dict | None:
@@ -67,22 +77,28 @@ _INSERT_INGESTED = (
     "INSERT INTO products (id, logical_name, product_type, platform_serial, fingerprint,"
     " layout, archive_key, content_length, checksums, content_start, content_end,"
     " origin_date, attributes, ingestion_date, modification_date, status, name,"
-    " distribution_key, content_type)"
+    " distribution_key, content_type, publication_date, eviction_date, online)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
     " coalesce(%s, now()), coalesce(%s, now()), %s, %s, %s,"
-    " coalesce(%s, 'application/octet-stream'))"
+    " coalesce(%s, 'application/octet-stream'), %s, %s, %s)"
     " ON CONFLICT (logical_name) DO NOTHING RETURNING id"
 )
 
 
 def _ingested_params(p: NewProduct) -> tuple[object, ...]:
     packaged = p.packaged
+    published = p.published if packaged else None
+    status = "published" if published else "packaged" if packaged else "ingested"
+    # A published row's modification date is its publication's, as publish sets it (and
+    # as the row rebuilt from the journal has it).
+    modified = published.publication_date if published else p.ingestion_date
     return (p.id, p.logical_name, p.product_type, p.platform_serial, p.fingerprint, p.layout,
             p.archive_key, p.content_length, json.dumps(p.checksums), p.content_start,
             p.content_end, p.origin_date, json.dumps(p.attributes), p.ingestion_date,
-            p.ingestion_date, "packaged" if packaged else "ingested",
-            packaged and packaged.name, packaged and packaged.distribution_key,
-            packaged and packaged.content_type)
+            modified, status, packaged and packaged.name,
+            packaged and packaged.distribution_key, packaged and packaged.content_type,
+            published and published.publication_date, published and published.eviction_date,
+            published is not None)
 
 
 RESTORED_COLUMNS = (

@@ -68,13 +68,16 @@ class Member:
 # --- names ------------------------------------------------------------------------------
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# C0 controls and DEL; one regex search rather than a test per character (names are read
+# once per member at each look, a few times per file).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def normalise(raw: str) -> str:
     """The member's name as a relative '/' path, or UnsafeArchive if it could escape."""
     if raw == "":
         raise unsafe("a member has an empty name")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in raw):
+    if _CONTROL.search(raw):
         raise unsafe(f"member {raw!r}: control character in name")
     try:
         raw.encode("utf-8")

@@ -40,7 +40,7 @@ from shared.core.archive_safety import ArchiveLimits
 from shared.core.arrival import Arrival, is_folder_marker, locate
 from shared.core.attacks import Attack
 from shared.core.checksums import MD5, XXH3
-from shared.pipeline import packaging
+from shared.pipeline import packaging, publication
 from shared.pipeline.ingestion import inspection, threats
 from shared.pipeline.ingestion.inspection import Gone, Incomplete, Inspected, Limits, Refused
 
@@ -109,14 +109,16 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
                    arrived: FileArrived, name: naming.ProductName, event_id: str) -> Result:
     limits = Limits(max_file_bytes=rt.settings.max_file_bytes, archive=ArchiveLimits())
     scanner = rt.scanner()
+    # Held until the product is catalogued: a product of one object is packaged from it.
     with tempfile.TemporaryDirectory(prefix="auxip-ingest-") as tmp:
+        workdir = Path(tmp)
         try:
             if arrival.is_folder:
                 inspected = inspection.inspect_folder(rt.s3, scanner, arrival, name, limits,
-                                                      Path(tmp))
+                                                      workdir)
             else:
                 inspected = inspection.inspect_file(rt.s3, scanner, arrival, name, limits,
-                                                    Path(tmp))
+                                                    workdir)
         except Gone:
             existing = products.find_by_logical_name(conn, name.logical_name)
             detail = "already ingested" if existing else "object no longer in the inbox"
@@ -130,7 +132,13 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
         except Refused as refused:
             return _reject_arrival(rt, conn, arrival, arrived, refused.reason, refused.detail,
                                    None, event_id, attack=refused.attack)
+        return _catalogue(rt, conn, arrival, arrived, inspected, event_id, workdir)
 
+
+def _catalogue(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: FileArrived,
+               inspected: Inspected, event_id: str, workdir: Path) -> Result:
+    """An inspected arrival: a new product, a duplicate, or a conflict."""
+    name = inspected.name
     product_id = uuid.uuid5(_IDS, f"product:{name.logical_name}:{inspected.fingerprint}")
     existing, in_journal = restore.catalogued(conn, name.logical_name, product_id)
     if existing is not None:
@@ -151,12 +159,13 @@ def _ingest_locked(rt: Runtime, conn: psycopg.Connection, arrival: Arrival,
             f"{name.logical_name} is catalogued with other content (fingerprint "
             f"{existing['fingerprint']}, this one {inspected.fingerprint})",
             inspected.fingerprint, event_id)
-    return _accept(rt, conn, arrival, arrived, inspected, event_id, product_id, in_journal)
+    return _accept(rt, conn, arrival, arrived, inspected, event_id, product_id, in_journal,
+                   workdir)
 
 
 def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: FileArrived,
             inspected: Inspected, event_id: str, product_id: uuid.UUID,
-            in_journal: bool) -> Result:
+            in_journal: bool, workdir: Path) -> Result:
     name = inspected.name
     s = rt.settings
     restored = False
@@ -174,10 +183,19 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     meta = inspected.metadata
     stored_attributes = attributes.to_stored(meta.attributes)
     sums = inspected.checksums
-    # Served as it arrived (an EOF kept as .EOF), a product needs no object built: it is
-    # packaged here, in the transaction that catalogues it, and package is not called.
+    # Served as it arrived (an EOF kept as .EOF), a product needs no object built; one of
+    # one object (a zipped SAFE) is built from the bytes checked above, up to a size.
+    # Either way it is packaged, and published, in the statement that catalogues it: no
+    # hop to package or publish.
     served = packaging.as_arrived(name, inspected.layout, archive_key, sums,
                                   s.eof_distribution)
+    if served is None and not arrival.is_folder:
+        served = packaging.from_held(rt, name, workdir / inspection.SPOOLED, workdir)
+    # The row holds the distribution object's size and checksums, as package sets them.
+    served_sums = served.checksums if served else sums
+    # Packaged here, it is published here too: nothing is left for publish to wait for.
+    published = products.Publication(now, publication.eviction_for(
+        s, name.product_type, now)) if served else None
     trace = current_trace_extensions()
     event = envelope.build(
         types.PRODUCT_INGESTED,
@@ -195,19 +213,25 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
         extensions={**trace, envelope.PACKAGED: "true"} if served else trace,
     )
     events = [event]
-    if served:
-        events.append(packaging.packaged_event(f"{s.event_source}/ingest", product_id,
-                                               name.product_type, s.archive_bucket, served,
-                                               now))
+    if served and published:
+        source = f"{s.event_source}/ingest"
+        events.append(packaging.packaged_event(source, product_id, name.product_type,
+                                               s.archive_bucket, served, now, published=True))
+        events.append(publication.published_event(source, {
+            "id": product_id, "name": served.name, "product_type": name.product_type,
+            "platform_serial": name.unit, "content_length": served_sums.size,
+            "content_start": meta.validity_start, "content_end": meta.validity_stop,
+            "origin_date": arrived.arrived_at}, now, published.eviction_date))
     row = products.NewProduct(
         id=product_id, logical_name=name.logical_name, product_type=name.product_type,
         platform_serial=name.unit, fingerprint=inspected.fingerprint,
         layout=inspected.layout, archive_key=archive_key,
-        content_length=sums.size, checksums=sums.as_odata(now),
+        content_length=served_sums.size, checksums=served_sums.as_odata(now),
         content_start=meta.validity_start, content_end=meta.validity_stop,
         origin_date=arrived.arrived_at, attributes=stored_attributes, ingestion_date=now,
         packaged=products.Packaging(name=served.name, distribution_key=served.key,
-                                    content_type=served.content_type) if served else None)
+                                    content_type=served.content_type) if served else None,
+        published=published)
     # The row and its events in one statement, atomic by itself; a folder's pending
     # record goes in the same transaction.
     with conn.transaction() if arrival.is_folder else nullcontext():
@@ -218,6 +242,8 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     _clear_inbox(rt, conn, arrival, inspected.objects)
     if not inserted:
         return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
+    if published:
+        metrics.published(name.product_type, (now - arrived.arrived_at).total_seconds())
     outbox.send_recorded(conn, s.broker_url, events)
     return Result(Outcome.INGESTED, name.name, str(product_id),
                   tuple(e["id"] for e in events))

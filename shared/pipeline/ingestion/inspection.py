@@ -24,6 +24,7 @@ from shared.core.metadata import MetadataError, ProductMetadata
 from shared.core.naming import ProductName
 
 MANIFEST = "manifest.safe"
+SPOOLED = "arrived"  # a product of one object, as read, in the caller's work directory
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
@@ -66,7 +67,7 @@ class Limits:
 def inspect_file(s3: Any, scanner: ClamdScanner, arrival: Arrival, name: ProductName,
                  limits: Limits, workdir: Path) -> Inspected:
     """A product that is one object: EOF, zipped EOF, SAFE archive, MPL tgz."""
-    spooled = workdir / "arrived"
+    spooled = workdir / SPOOLED
     digest = _fetch_checked(s3, scanner, arrival.bucket, arrival.key, limits, spooled)
     checksums = digest.result()
     objects = (arrival.key,)

@@ -10,6 +10,7 @@ from devstack import demo_products
 from events import types
 from events.files import FileArrived
 from shared.adapters.runtime import Runtime
+from shared.pipeline import publication
 from shared.pipeline.ingestion.ingest import Outcome, ingest, sweep_folders
 from shared.pipeline.ingestion.reconcile import reconcile_inbox
 from tests.core import hostile
@@ -42,21 +43,30 @@ def test_real_orbit_file_is_ingested_archived_packaged_and_announced(rt: Runtime
     assert product["content_end"] == _utc(2017, 12, 13, 13, 45, 7)
     assert product["fingerprint"] == hashlib.md5(body).hexdigest()
     assert product["attributes"]["processingDate"].startswith("2017-12-13T14:38:38")
-    # An EOF is served as it arrived: packaged in ingest's own transaction.
-    assert (product["status"], product["name"]) == ("packaged", RESORB)
+    # An EOF is served as it arrived: packaged and published in ingest's own transaction.
+    assert (product["status"], product["name"], product["online"]) == ("published", RESORB, True)
+    assert product["publication_date"] == product["ingestion_date"] == product["modification_date"]
+    assert product["eviction_date"] == publication.KEPT  # no retention configured
     assert product["distribution_key"] == product["archive_key"]
     archived = rt.s3.get_object(Bucket=rt.settings.archive_bucket, Key=product["archive_key"])
     assert archived["Body"].read() == body
     assert inbox.keys() == []
-    ingested, packaged = rows(rt, "SELECT * FROM event_journal ORDER BY recorded_at")
-    assert (ingested["type"], packaged["type"]) == (types.PRODUCT_INGESTED,
-                                                    types.PRODUCT_PACKAGED)
-    assert ingested["data"]["product_id"] == packaged["data"]["product_id"] == str(product["id"])
-    # Said on the event, so the package Trigger leaves it out (knative/functions.yaml).
+    journal = {row["type"]: row for row in rows(rt, "SELECT * FROM event_journal")}
+    assert sorted(journal) == sorted([types.PRODUCT_INGESTED, types.PRODUCT_PACKAGED,
+                                      types.PRODUCT_PUBLISHED])
+    ingested, packaged, published = (journal[t] for t in (
+        types.PRODUCT_INGESTED, types.PRODUCT_PACKAGED, types.PRODUCT_PUBLISHED))
+    assert {e["data"]["product_id"] for e in journal.values()} == {str(product["id"])}
+    # Said on the events, so the package and publish Triggers leave them out
+    # (knative/functions.yaml).
     assert ingested["extensions"]["auxippackaged"] == "true"
+    assert packaged["extensions"]["auxippublished"] == "true"
     assert "auxippackaged" not in packaged["extensions"]
-    assert packaged["source"].endswith("/ingest")  # its producer
-    assert result.event_ids == (ingested["id"], packaged["id"])
+    assert "auxippublished" not in published["extensions"]
+    assert {e["source"].rsplit("/", 1)[-1] for e in journal.values()} == {"ingest"}
+    assert published["data"]["name"] == RESORB
+    assert published["data"]["content_length"] == len(body)
+    assert set(result.event_ids) == {ingested["id"], packaged["id"], published["id"]}
 
 
 def test_same_file_twice_is_one_product(rt: Runtime, inbox: Inbox) -> None:

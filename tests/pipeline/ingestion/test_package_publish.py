@@ -11,6 +11,7 @@ import pytest
 
 from devstack import demo_products
 from events.products import ProductIngested, ProductPackaged
+from shared.adapters.catalogue import products
 from shared.adapters.runtime import Runtime
 from shared.pipeline import packaging, publication
 from shared.pipeline.ingestion.ingest import Outcome, ingest
@@ -34,27 +35,56 @@ def _object(rt: Runtime, key: str) -> bytes:
     return rt.s3.get_object(Bucket=rt.settings.archive_bucket, Key=key)["Body"].read()
 
 
-def _package_cal(rt: Runtime, inbox: Inbox, zipped: bool) -> bytes:
+def _held_up_to(rt: Runtime, limit: int) -> Runtime:
+    """`rt` whose ingest packages a product of one object up to `limit` bytes itself."""
+    return Runtime(rt.settings.model_copy(update={"package_in_ingest_bytes": limit}),
+                   rt.pool, rt.s3)
+
+
+def _cal_zip(compression: int = zipfile.ZIP_STORED) -> bytes:
+    """Another tool's zip of CAL: reversed order, directory entries, other timestamps."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        archive.writestr(zipfile.ZipInfo(f"{CAL}/", (2020, 5, 5, 5, 5, 4)), b"")
+        for path, body in sorted(real_folder(CAL).items(), reverse=True):
+            archive.writestr(zipfile.ZipInfo(f"{CAL}/{path}", (2021, 1, 1, 0, 0, 0)), body,
+                             compress_type=compression)
+    return buffer.getvalue()
+
+
+def _package_cal(rt: Runtime, inbox: Inbox, arrives: str) -> bytes:
+    """CAL arrived as a folder (packaged by package), or zipped: packaged by ingest itself
+    ("zip"), or by package when the zip ("large zip") or what it holds ("large content")
+    is above ingest's limit."""
     files = real_folder(CAL)
-    if zipped:
-        # Another tool's zip: reversed order, directory entries, other timestamps.
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            archive.writestr(zipfile.ZipInfo(f"{CAL}/", (2020, 5, 5, 5, 5, 4)), b"")
-            for path in sorted(files, reverse=True):
-                archive.writestr(zipfile.ZipInfo(f"{CAL}/{path}", (2021, 1, 1, 0, 0, 0)), files[path])
-        assert ingest(rt, inbox.put(CAL + ".zip", buffer.getvalue()), "ev").outcome is Outcome.INGESTED
-    else:
+    if arrives == "folder":
         outcomes = [ingest(rt, a, f"ev{i}").outcome for i, a in enumerate(inbox.put_folder(CAL, files))]
         assert Outcome.INGESTED in outcomes
-    assert packaging.package(rt, _ingested(rt)) is not None
+    else:
+        deflated = arrives == "large content"
+        body = _cal_zip(zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED)
+        if deflated:  # the zip within the limit, its content above it
+            assert sum(map(len, files.values())) > len(body)
+        ingesting = _held_up_to(rt, len(body) - (arrives == "large zip"))
+        assert ingest(ingesting, inbox.put(CAL + ".zip", body), "ev").outcome is Outcome.INGESTED
+    [event] = rows(rt, "SELECT extensions FROM event_journal"
+                   " WHERE type = 'org.auxip.product.ingested.v1'")
+    by_ingest = arrives == "zip"
+    assert (event["extensions"].get("auxippackaged") == "true") is by_ingest
+    # Packaged by ingest, a product.ingested delivered to package anyway (a replay) finds
+    # nothing to do; otherwise package builds the object.
+    assert (packaging.package(rt, _ingested(rt)) is None) is by_ingest
     [product] = rows(rt, "SELECT * FROM products")
-    assert product["status"] == "packaged" and product["name"] == CAL + ".zip"
-    assert product["content_type"] == "application/zip"
+    # Packaged by ingest, published by it too; by package, publish's work is left.
+    assert product["status"] == ("published" if by_ingest else "packaged")
+    assert product["name"] == CAL + ".zip" and product["content_type"] == "application/zip"
     body = _object(rt, product["distribution_key"])
     checksums = {c["Algorithm"]: c["Value"] for c in product["checksums"]}
     assert checksums["MD5"] == hashlib.md5(body).hexdigest()
     assert product["content_length"] == len(body)
+    packaged = _packaged(rt)
+    assert (packaged.content_length, packaged.distribution_key) == (
+        len(body), product["distribution_key"])
     with zipfile.ZipFile(io.BytesIO(body)) as archive:
         assert {n: archive.read(n) for n in archive.namelist()} == {
             f"{CAL}/{p}": b for p, b in files.items()}
@@ -63,14 +93,38 @@ def _package_cal(rt: Runtime, inbox: Inbox, zipped: bool) -> bytes:
 
 def test_safe_is_published_as_a_deterministic_zip_whatever_its_arrival_form(
         rt: Runtime, inbox: Inbox, clean_catalogue_now) -> None:  # type: ignore[no-untyped-def]
-    from_folder = _package_cal(rt, inbox, zipped=False)
+    # package from a folder, ingest from the zip it holds, package from a zip (or a zip's
+    # content) above ingest's limit: the same bytes.
+    from_folder = _package_cal(rt, inbox, "folder")
     clean_catalogue_now()
-    from_zip = _package_cal(rt, inbox, zipped=True)
-    assert from_folder == from_zip
+    from_zip = _package_cal(rt, inbox, "zip")
+    clean_catalogue_now()
+    from_large_zip = _package_cal(rt, inbox, "large zip")
+    clean_catalogue_now()
+    from_large_content = _package_cal(rt, inbox, "large content")
+    assert from_folder == from_zip == from_large_zip == from_large_content
+
+
+def _restored_from_the_journal(rt: Runtime) -> None:
+    """The catalogue loses the one product's row: publish, delivered its product.packaged
+    again, gets the row back from the journal as it was, and has nothing to do."""
+    [before] = rows(rt, "SELECT * FROM products")
+    rows(rt, "DELETE FROM products RETURNING id")
+    assert publication.publish(rt, _packaged(rt)) is None  # already published by ingest
+    [after] = rows(rt, "SELECT * FROM products")
+    assert after["status"] == "published" and after["online"]
+    assert {k: after[k] for k in products.RESTORED_COLUMNS} == {
+        k: before[k] for k in products.RESTORED_COLUMNS}
+
+
+def test_a_safe_packaged_by_ingest_is_restored_published_from_the_journal(
+        rt: Runtime, inbox: Inbox) -> None:
+    _package_cal(rt, inbox, "zip")
+    _restored_from_the_journal(rt)
 
 
 def test_packaging_twice_is_a_no_op(rt: Runtime, inbox: Inbox) -> None:
-    _package_cal(rt, inbox, zipped=False)
+    _package_cal(rt, inbox, "folder")
     assert packaging.package(rt, _ingested(rt)) is None
     assert len(rows(rt, "SELECT id FROM event_journal WHERE type = 'org.auxip.product.packaged.v1'")) == 1
 
@@ -82,7 +136,7 @@ def test_eof_is_served_as_it_arrived_without_a_copy(rt: Runtime, inbox: Inbox) -
     # event journalled before ingest packaged) finds nothing to do and emits nothing.
     assert packaging.package(rt, _ingested(rt)) is None
     [product] = rows(rt, "SELECT * FROM products")
-    assert product["status"] == "packaged" and product["name"] == RESORB
+    assert product["status"] == "published" and product["name"] == RESORB
     assert product["distribution_key"] == product["archive_key"]
     assert product["modification_date"] == product["ingestion_date"]
     assert _object(rt, product["distribution_key"]) == body
@@ -90,63 +144,77 @@ def test_eof_is_served_as_it_arrived_without_a_copy(rt: Runtime, inbox: Inbox) -
     assert packaged.content_length == len(body)
     checksums = {c.algorithm: c.value for c in packaged.checksums}
     assert checksums["MD5"] == hashlib.md5(body).hexdigest()
-    assert publication.publish(rt, packaged) is not None
-    [journal] = rows(rt, "SELECT count(*) AS n FROM event_journal WHERE type ="
-                     " 'org.auxip.product.packaged.v1'")
-    assert journal["n"] == 1
+    # Published by ingest too: a product.packaged delivered to publish anyway does nothing.
+    assert publication.publish(rt, packaged) is None
+    for event_type in ("packaged", "published"):
+        [journal] = rows(rt, "SELECT count(*) AS n FROM event_journal WHERE type = %s",
+                         f"org.auxip.product.{event_type}.v1")
+        assert journal["n"] == 1
 
 
-def test_an_eof_packaged_by_ingest_is_restored_packaged_from_the_journal(
+def test_an_eof_packaged_by_ingest_is_restored_published_from_the_journal(
         rt: Runtime, inbox: Inbox) -> None:
     ingest(rt, inbox.put(RESORB, (REAL / RESORB).read_bytes()), "ev")
-    [before] = rows(rt, "SELECT * FROM products")
-    rows(rt, "DELETE FROM products RETURNING id")  # the catalogue lost the row
-    assert publication.publish(rt, _packaged(rt)) is not None  # restores it first
-    [after] = rows(rt, "SELECT * FROM products")
-    assert after["status"] == "published"
-    assert {k: after[k] for k in ("name", "distribution_key", "checksums", "content_type",
-                                  "ingestion_date", "content_length")} == {
-        k: before[k] for k in ("name", "distribution_key", "checksums", "content_type",
-                               "ingestion_date", "content_length")}
+    _restored_from_the_journal(rt)
 
 
-def test_zipped_eof_is_unzipped_or_zipped_as_configured(rt: Runtime, inbox: Inbox) -> None:
+@pytest.mark.parametrize("limit", [None, 0], ids=["by ingest", "by package"])
+def test_zipped_eof_is_unzipped_or_zipped_as_configured(rt: Runtime, inbox: Inbox,
+                                                        limit: int | None) -> None:
+    ingesting = rt if limit is None else _held_up_to(rt, limit)
     body = (REAL / RESORB).read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(RESORB, body)
-    ingest(rt, inbox.put(RESORB + ".zip", buffer.getvalue()), "ev")
-    packaging.package(rt, _ingested(rt))
+    ingest(ingesting, inbox.put(RESORB + ".zip", buffer.getvalue()), "ev")
+    assert (packaging.package(rt, _ingested(rt)) is None) is (limit is None)
     [product] = rows(rt, "SELECT * FROM products")
     assert product["name"] == RESORB
+    assert product["status"] == ("published" if limit is None else "packaged")
     assert _object(rt, product["distribution_key"]) == body
+    assert product["content_length"] == len(body)
 
 
-def test_eof_zipped_when_so_configured(rt: Runtime, inbox: Inbox) -> None:
-    zipping = Runtime(rt.settings.model_copy(update={"eof_distribution": "zip"}), rt.pool, rt.s3)
+@pytest.mark.parametrize("limit", [None, 0], ids=["by ingest", "by package"])
+def test_eof_zipped_when_so_configured(rt: Runtime, inbox: Inbox, limit: int | None) -> None:
+    update: dict[str, object] = {"eof_distribution": "zip"}
+    if limit is not None:
+        update["package_in_ingest_bytes"] = limit
+    zipping = Runtime(rt.settings.model_copy(update=update), rt.pool, rt.s3)
     body = (REAL / RESORB).read_bytes()
     ingest(zipping, inbox.put(RESORB, body), "ev")
     [ingested] = rows(rt, "SELECT * FROM products")
-    assert ingested["status"] == "ingested"  # an object to build: package's work
-    [event] = rows(rt, "SELECT extensions FROM event_journal")
-    assert "auxippackaged" not in event["extensions"]
-    assert packaging.package(zipping, _ingested(rt)) is not None
+    [event] = rows(rt, "SELECT extensions FROM event_journal"
+                   " WHERE type = 'org.auxip.product.ingested.v1'")
+    if limit is None:  # an object to build, from the bytes ingest holds
+        assert ingested["status"] == "published"
+        assert event["extensions"]["auxippackaged"] == "true"
+        assert packaging.package(zipping, _ingested(rt)) is None
+    else:  # above ingest's limit: package's work
+        assert ingested["status"] == "ingested"
+        assert "auxippackaged" not in event["extensions"]
+        assert packaging.package(zipping, _ingested(rt)) is not None
     [product] = rows(rt, "SELECT * FROM products")
     assert product["name"] == RESORB + ".zip"
     with zipfile.ZipFile(io.BytesIO(_object(rt, product["distribution_key"]))) as archive:
         assert archive.namelist() == [RESORB] and archive.read(RESORB) == body
 
 
-def test_publication_sets_dates_by_retention_and_announces_once(rt: Runtime,
-                                                                inbox: Inbox) -> None:
+@pytest.mark.parametrize("by", ["ingest", "publish"])
+def test_publication_sets_dates_by_retention_and_announces_once(rt: Runtime, inbox: Inbox,
+                                                                by: str) -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     name, body = demo_products.orbit_eof("A", "AUX_RESORB", start, start + timedelta(hours=3),
                                          start + timedelta(hours=4), max_vectors=3)
-    keeping = Runtime(rt.settings.model_copy(update={"retention_days": "AUX_RESORB=90"}),
-                      rt.pool, rt.s3)
-    ingest(keeping, inbox.put(name, body), "ev")
-    packaging.package(keeping, _ingested(rt))
-    assert publication.publish(keeping, _packaged(rt)) is not None
+    update: dict[str, object] = {"retention_days": "AUX_RESORB=90"}
+    if by == "publish":  # an object to build above ingest's limit: package, then publish
+        update |= {"eof_distribution": "zip", "package_in_ingest_bytes": 0}
+        name += ".zip"
+    keeping = Runtime(rt.settings.model_copy(update=update), rt.pool, rt.s3)
+    ingest(keeping, inbox.put(name.removesuffix(".zip"), body), "ev")
+    if by == "publish":
+        assert packaging.package(keeping, _ingested(rt)) is not None
+        assert publication.publish(keeping, _packaged(rt)) is not None
     assert publication.publish(keeping, _packaged(rt)) is None
     [product] = rows(rt, "SELECT * FROM products")
     assert product["status"] == "published" and product["online"]
