@@ -120,13 +120,17 @@ def product_text(row: Mapping[str, object], options: QueryOptions) -> str:
     content_type = _value_text(row["content_type"])
     eviction = row.get("eviction_date")
     checksums = row.get("checksums")
+    published, modified = row["publication_date"], row["modification_date"]
+    publication = _date_text(published)
+    # Equal until a product is changed after its publication: one date formatted, not two
+    # (isoformat is most of what a row costs).
+    modification = publication if modified == published else _date_text(modified)
     text = (
         f'{{"@odata.mediaContentType": {content_type}, "Id": {_string(str(row["id"]))}, '
         f'"Name": {_value_text(row["name"])}, "ContentType": {content_type}, '
         f'"ContentLength": {_value_text(row["content_length"])}, '
         f'"OriginDate": {_date_text(row["origin_date"])}, '
-        f'"PublicationDate": {_date_text(row["publication_date"])}, '
-        f'"ModificationDate": {_date_text(row["modification_date"])}, '
+        f'"PublicationDate": {publication}, "ModificationDate": {modification}, '
         f'"Online": {_value_text(row["online"])}, '
         f'"EvictionDate": {_QUOTED_KEPT if eviction is None else _date_text(eviction)}, '
         f'"Checksum": {encode(list(checksums)) if checksums else "[]"}, '  # type: ignore[call-overload]

@@ -94,6 +94,19 @@ def outcome(write, *args, **kwargs) -> tuple[str, str]:
         return "refused", str(error)
 
 
+def test_a_product_never_changed_after_its_publication():
+    published = datetime(2020, 1, 1, 12, 30, 0, 123456, tzinfo=UTC)
+    row = {"id": UUID(int=1), "name": "x", "content_type": "x", "content_length": 1,
+           "checksums": [], "content_start": published, "content_end": published,
+           "origin_date": published, "publication_date": published,
+           "modification_date": published.astimezone(ZoneInfo("Europe/Paris")),
+           "eviction_date": None, "online": True, "attributes": {}}
+    options = QueryOptions()
+    text = products.collection_text([row], options, count=None, next_link=None)
+    assert text == dumped([row], options, count=None, next_link=None)
+    assert text.count('"2020-01-01T12:30:00.123Z"') == 5
+
+
 def test_a_stored_date_that_is_no_date_is_refused_by_both():
     row = {"id": UUID(int=1), "name": "x", "content_type": "x", "content_length": 1,
            "checksums": [], "content_start": datetime(2020, 1, 1, tzinfo=UTC),
