@@ -8,6 +8,7 @@ whose lexicographic order is their chronological order, so they compare correctl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 
@@ -72,18 +73,24 @@ def to_stored(attributes: dict[str, Value]) -> dict[str, str | int | float | boo
 
 # Each type's `@odata.type` and `ValueType` texts, made once: a page of products writes
 # them ~15 times a row, and an enum member's properties are slow to read.
-_TAGS = {kind: (f"#{kind.odata_type}", str(kind.value)) for kind in AttributeType}
+TAGS = {kind: (f"#{kind.odata_type}", str(kind.value)) for kind in AttributeType}
 
 
-def to_odata(stored: dict[str, object]) -> list[dict[str, object]]:
-    """The `Attributes` array of a Product, sorted by name for stable output."""
-    out = []
+def entries(stored: dict[str, object]) -> Iterator[tuple[AttributeType, str, object]]:
+    """(type, name, OData value) of each attribute, sorted by name for stable output."""
     for name in sorted(stored):
         value = stored[name]
         kind = type_of(name, value)
         if kind is AttributeType.DATETIME and isinstance(value, str):
             value = s1time.canonical_to_odata(value)
-        odata_type, value_type = _TAGS[kind]
+        yield kind, name, value
+
+
+def to_odata(stored: dict[str, object]) -> list[dict[str, object]]:
+    """The `Attributes` array of a Product."""
+    out = []
+    for kind, name, value in entries(stored):
+        odata_type, value_type = TAGS[kind]
         out.append({
             "@odata.type": odata_type,
             "Name": name,

@@ -14,6 +14,7 @@ transaction that publishes or evicts). Any other filter is counted on the rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import psycopg
 from psycopg import sql
@@ -128,10 +129,45 @@ def build_products_query(options: QueryOptions) -> ProductsQuery:
     )
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """A ProductsQuery as the bytes psycopg sends (what it renders a Composed to)."""
+
+    select: bytes
+    params: tuple[object, ...]
+    count: bytes | None
+    count_params: tuple[object, ...]
+    top: int
+
+
+def _rendered(options: QueryOptions) -> _Statements:
+    query = build_products_query(options)
+    # No connection: the SQL is ASCII and names only plain columns, rendered the same
+    # for every session (nothing here is a sql.Literal, which a session would escape).
+    return _Statements(query.select.as_bytes(None), query.params,
+                       None if query.count is None else query.count.as_bytes(None),
+                       query.count_params, query.top)
+
+
+# Clients repeat their queries (each field query of ODATA.md is one text a client polls
+# with): the statements of the last options are kept, which spares compiling the filter
+# and rendering the SQL (0.2-0.5 ms). Options are immutable (frozen dataclasses down to
+# the literals); equal options give the same statements. Long filters are not kept.
+_REMEMBERED = 256
+_REMEMBERED_FILTER_LENGTH = 2048
+_remembered = lru_cache(maxsize=_REMEMBERED)(_rendered)
+
+
+def _statements(options: QueryOptions) -> _Statements:
+    if options.filter_text is not None and len(options.filter_text) > _REMEMBERED_FILTER_LENGTH:
+        return _rendered(options)
+    return _remembered(options)
+
+
 def fetch_products(conn: psycopg.Connection, options: QueryOptions) -> ProductsPage:
     """Run the page (and count) query. Statements are not prepared: a generic plan cannot
     see the literals that decide between the validity, publication and GIN indexes."""
-    query = build_products_query(options)
+    query = _statements(options)
     total = None
     if query.count is not None:
         found = conn.execute(query.count, query.count_params, prepare=False).fetchone()

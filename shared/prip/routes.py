@@ -202,7 +202,8 @@ def _products(service: Service, request: Request, body: bytes) -> Response:
     if page.has_more and options.top > 0:  # $top=0 asks for the count alone: no pages
         link = products.next_link(f"{_root(service, request)}/Products",
                                   list(request.args.items(multi=True)), options)
-    return _json(products.collection(page.rows, options, count=page.count, next_link=link))
+    return _json_text(products.collection_text(page.rows, options, count=page.count,
+                                               next_link=link))
 
 
 def _products_count(service: Service, request: Request, body: bytes) -> Response:
@@ -303,7 +304,12 @@ class _TooLarge(errors.Refusal):
 
 
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=_JSON,
+    return _json_text(products.encode(body), status, headers)
+
+
+def _json_text(text: str, status: int = 200, headers: dict[str, str] | None = None
+               ) -> Response:
+    return Response(text, status=status, mimetype=_JSON,
                     headers={"OData-Version": "4.0", **(headers or {})})
 
 

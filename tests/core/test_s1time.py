@@ -1,4 +1,5 @@
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -96,6 +97,15 @@ def test_formats_convert_other_offsets_and_refuse_naive():
         format_canonical(datetime(2017, 10, 17))
     with pytest.raises(ValueError, match="naive"):
         format_odata(datetime(2017, 10, 17))
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31),
+                    timezones=st.sampled_from([ZoneInfo("Etc/UTC"), ZoneInfo("Europe/Paris"),
+                                               timezone(timedelta(seconds=-30)),
+                                               timezone(timedelta(hours=-5))])))
+def test_odata_form_of_any_zone_is_its_utc_instant(dt):
+    # psycopg hands timestamptz over in the session's zone (a ZoneInfo).
+    assert format_odata(dt) == format_odata(dt.astimezone(UTC))
 
 
 aware = st.datetimes(timezones=st.just(UTC))

@@ -220,6 +220,17 @@ def test_filter_length_limit():
     assert "longer than" in filter_error("Name eq '" + "x" * 40_000 + "'")
 
 
+def test_a_repeated_filter_is_parsed_once_and_a_refused_one_every_time():
+    text = "startswith(Name,'S1A') and ContentLength gt 5"
+    first = parse_filter(text)
+    assert parse_filter(text) is first  # kept: the AST is immutable
+    assert first == parse_filter(" " + text)  # another text, parsed anew: the same AST
+    long = "Name eq '" + "x" * 3000 + "'"
+    assert parse_filter(long) is not parse_filter(long)  # long texts are not kept
+    for _ in range(2):
+        assert "unexpected" in filter_error("Name eq eq 'x'")
+
+
 def test_empty_filter_option_means_no_filter():
     assert parse_query_options({"$filter": ""}).filter is None
     with pytest.raises(ODataError):

@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
-from shared.odata import fetch_products, matches, parse_filter, parse_query_options
+from shared.odata import (
+    build_products_query,
+    fetch_products,
+    matches,
+    parse_filter,
+    parse_query_options,
+    products_query,
+)
 from shared.odata.errors import ODataError
 from tests.odata.seed import NUMBER_OF, PRODUCTS
 
@@ -240,3 +248,29 @@ def test_attributes_only_when_expanded(conn):
 def test_unknown_orderby_is_refused(conn):
     with pytest.raises(ODataError):
         run(conn, orderby="Attributes asc")
+
+
+# --- statements kept for repeated requests ---------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [c[0] for c in CASES], ids=[c[0][:70] for c in CASES])
+def test_kept_statements_are_what_psycopg_sends_for_the_session(conn, text):
+    options = parse_query_options({"$filter": text, "$count": "true",
+                                   "$orderby": "Name desc", "$expand": "Attributes"})
+    kept = products_query._statements(options)
+    assert products_query._statements(options) is kept  # asked again: not compiled again
+    query = build_products_query(options)
+    assert kept.select == query.select.as_bytes(conn)
+    assert kept.count == query.count.as_bytes(conn)
+    assert unwrapped(kept.params) == unwrapped(query.params)
+
+
+def unwrapped(params: tuple[object, ...]) -> list[object]:
+    return [p.obj if isinstance(p, Jsonb) else p for p in params]  # Jsonb has no ==
+
+
+def test_a_long_filter_is_compiled_each_time(conn):
+    long = " or ".join(f"Name eq 'S1A_{i:05d}'" for i in range(150))
+    options = parse_query_options({"$filter": long})
+    assert products_query._statements(options) is not products_query._statements(options)
+    assert run(conn, filter=long).rows == []
