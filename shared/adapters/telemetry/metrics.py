@@ -118,12 +118,10 @@ def _known_label_values(function: str) -> list[tuple[Counter | Histogram, list[t
     if function == "ingest":
         from events.files import RejectReason
 
-        return [(REJECTIONS, [(r.value,) for r in RejectReason])]
+        # ingest publishes the products it packages itself (shared.pipeline.ingestion).
+        return [(REJECTIONS, [(r.value,) for r in RejectReason]), *_published_series()]
     if function == "publish":
-        from shared.core.naming import DEFAULT_TYPES
-
-        return [(FILES_OUT, [(t,) for t in DEFAULT_TYPES]),
-                (TIMELINESS, [(t,) for t in DEFAULT_TYPES])]
+        return _published_series()
     if function == "deadletter":
         from events.registry import DATA_MODELS
 
@@ -134,6 +132,13 @@ def _known_label_values(function: str) -> list[tuple[Counter | Histogram, list[t
         return [(ARCHIVE_DISAGREEMENTS, [("verify", kind) for kind in
                                          ("missing", "size", "checksum", "orphan")])]
     return []
+
+
+def _published_series() -> list[tuple[Counter | Histogram, list[tuple[str, ...]]]]:
+    from shared.core.naming import DEFAULT_TYPES
+
+    return [(FILES_OUT, [(t,) for t in DEFAULT_TYPES]),
+            (TIMELINESS, [(t,) for t in DEFAULT_TYPES])]
 
 
 def initialise(function: str) -> None:
