@@ -159,18 +159,19 @@ def _build(rt: Runtime, row: dict, name: naming.ProductName,
                      expected=expected)
 
 
-def from_held(rt: Runtime, name: naming.ProductName, held: Path, workdir: Path
-              ) -> Packaged | None:
+def from_held(rt: Runtime, name: naming.ProductName, held: Path, workdir: Path,
+              files: Iterable[archive_safety.Member] | None) -> Packaged | None:
     """Package a product of one object that `as_arrived` does not serve as it arrived, from
     its bytes the caller holds at `held` (ingest's checked copy), as `package` would from
     its ingested copy, byte for byte. None when the object or its content (what is to be
     compressed: an archive may hold 200 times its size) is above
     AUXIP_PACKAGE_IN_INGEST_BYTES: package builds it then, on a hop of its own. Built and
-    uploaded from `workdir`."""
+    uploaded from `workdir`. `files`: an archive's file members as the caller checked them
+    (None: not an archive)."""
     limit = rt.settings.package_in_ingest_bytes
     if held.stat().st_size > limit:
         return None
-    members = _members(held, name)
+    members = None if files is None else sorted(files, key=lambda m: m.name)
     if members is not None and sum(m.size for m in members) > limit:
         return None
     return _make(rt, name.product_type, name, _held_entries(held, name, members), workdir)

@@ -190,7 +190,8 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     served = packaging.as_arrived(name, inspected.layout, archive_key, sums,
                                   s.eof_distribution)
     if served is None and not arrival.is_folder:
-        served = packaging.from_held(rt, name, workdir / inspection.SPOOLED, workdir)
+        served = packaging.from_held(rt, name, workdir / inspection.SPOOLED, workdir,
+                                     inspected.members)
     # The row holds the distribution object's size and checksums, as package sets them.
     served_sums = served.checksums if served else sums
     # Packaged here, it is published here too: nothing is left for publish to wait for.

@@ -56,6 +56,9 @@ class Inspected:
     checksums: Checksums  # of the bytes as they arrived (the file or the archive)
     metadata: ProductMetadata
     objects: tuple[str, ...]  # inbox keys that make up the product
+    # An archived product's file members as checked here, in the archive's order (None:
+    # not an archive): packaging them needs no second listing.
+    members: tuple[archive_safety.Member, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,13 @@ def inspect_file(s3: Any, scanner: ClamdScanner, arrival: Arrival, name: Product
     checksums = digest.result()
     objects = (arrival.key,)
     if name.format == "SAFE":
-        fingerprint, meta = _safe_archive(spooled, name, limits)
-        return Inspected(name, "safe-archive", fingerprint, checksums, meta, objects)
+        files = _files(spooled, name.container, limits)
+        fingerprint, meta = _safe_archive(spooled, name, files, limits)
+        return Inspected(name, "safe-archive", fingerprint, checksums, meta, objects, files)
     if name.format == "EOF" and name.container:
-        fingerprint, meta = _zipped_eof(spooled, name, limits, workdir)
-        return Inspected(name, "file", fingerprint, checksums, meta, objects)
+        files = _files(spooled, name.container, limits)
+        fingerprint, meta = _zipped_eof(spooled, name, files, limits, workdir)
+        return Inspected(name, "file", fingerprint, checksums, meta, objects, files)
     if name.format == "EOF":
         with spooled.open("rb") as stream:
             meta = _metadata(lambda: metadata.from_eof(stream, name))
@@ -171,9 +176,10 @@ def _written(chunks: Iterable[bytes], sink: BinaryIO | None) -> Iterator[bytes]:
         yield chunk
 
 
-def _safe_archive(path: Path, name: ProductName, limits: Limits) -> tuple[str, ProductMetadata]:
+def _safe_archive(path: Path, name: ProductName, files: tuple[archive_safety.Member, ...],
+                  limits: Limits) -> tuple[str, ProductMetadata]:
     kind = name.container
-    members = {m.name: m for m in _members(path, kind, limits) if not m.is_dir}
+    members = {m.name: m for m in files}
     root = archive_safety.safe_root(list(members.values()))
     if root != name.logical_name:
         raise Refused(RejectReason.CONTENT_MISMATCH,
@@ -203,9 +209,8 @@ def _safe_archive(path: Path, name: ProductName, limits: Limits) -> tuple[str, P
     return hashlib.md5(xml, usedforsecurity=False).hexdigest(), meta
 
 
-def _zipped_eof(path: Path, name: ProductName, limits: Limits,
-                workdir: Path) -> tuple[str, ProductMetadata]:
-    members = [m for m in _members(path, name.container, limits) if not m.is_dir]
+def _zipped_eof(path: Path, name: ProductName, members: tuple[archive_safety.Member, ...],
+                limits: Limits, workdir: Path) -> tuple[str, ProductMetadata]:
     if [m.name for m in members] != [name.logical_name]:
         raise Refused(RejectReason.CONTENT_MISMATCH,
                       f"expected exactly {name.logical_name} in the archive, found "
@@ -219,6 +224,11 @@ def _zipped_eof(path: Path, name: ProductName, limits: Limits,
     with inner.open("rb") as stream:
         meta = _metadata(lambda: metadata.from_eof(stream, name))
     return md5.hexdigest(), meta
+
+
+def _files(path: Path, kind: str, limits: Limits) -> tuple[archive_safety.Member, ...]:
+    """The file members of an archive (folders left out), checked safe."""
+    return tuple(m for m in _members(path, kind, limits) if not m.is_dir)
 
 
 def _members(path: Path, kind: str, limits: Limits) -> list[archive_safety.Member]:
