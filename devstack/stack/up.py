@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pwd
+import secrets
 import stat
 import sys
 import tempfile
@@ -176,12 +177,31 @@ def service_dir(state: Path, name: str, user: str | None) -> Path:
     return chosen
 
 
+def requested_database(settings: StackSettings) -> str:
+    """The database URL this stack asks for: the user's, else the one it chose at its first
+    `up`, else a new one named for this stack alone (`auxip_<8 hex>`, recorded at once).
+
+    A name of its own per stack because the archive is per stack (in its state dir) while a
+    machine's PostgreSQL serves every checkout: with one shared name, a second checkout
+    listed the first one's products, whose bytes it does not have. `auxip clean` drops it."""
+    if "database_url" in settings.model_fields_set:
+        return settings.database_url
+    state = settings.state_dir.resolve()
+    found = recorded(state)
+    if found.get("requested_url"):
+        return str(found["requested_url"])
+    server, _, _ = settings.database_url.rpartition("/")
+    chosen = f"{server}/auxip_{secrets.token_hex(4)}"
+    (state / STATE_FILE).write_text(json.dumps({**found, "requested_url": chosen}))
+    return chosen
+
+
 def database(settings: StackSettings) -> tuple[str, str]:
     """Make sure the catalogue's server runs: (database URL, configured|system|private)."""
     state = settings.state_dir.resolve()
     workdir = service_dir(state, "postgres", postgres.server_user())
     port = Layout(settings.port_base).postgres_port
-    return postgres.server_url(settings.database_url, state, workdir, port)
+    return postgres.server_url(requested_database(settings), state, workdir, port)
 
 
 def _process_env(settings: StackSettings) -> dict[str, str]:
@@ -266,7 +286,7 @@ def up(settings: StackSettings, *, services_only: bool = False,
     url, how = database(settings)
     migrations.upgrade(url)
     (state / STATE_FILE).write_text(json.dumps(
-        {"database_url": url, "requested_url": settings.database_url, "database": how,
+        {"database_url": url, "requested_url": requested_database(settings), "database": how,
          "inbox_bucket": settings.inbox_bucket, "inbox_notifications": notifications}
     ))
     if how == "private":

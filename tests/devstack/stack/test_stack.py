@@ -335,3 +335,29 @@ def _processes() -> Iterator[tuple[int, str]]:
                 continue
             if cmdline and _running(int(entry.name)):
                 yield int(entry.name), cmdline
+
+
+def test_each_stack_asks_for_a_catalogue_of_its_own(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUXIP_DATABASE_URL", raising=False)
+    states = [tmp_path / "one", tmp_path / "two", tmp_path / "old"]
+    for state in states:
+        state.mkdir()
+    one, two = (StackSettings(state_dir=state) for state in states[:2])
+    first = stack_up.requested_database(one)
+    server, _, name = first.rpartition("/")
+    assert server == StackSettings.model_fields["database_url"].default.rpartition("/")[0]
+    assert name.startswith("auxip_") and len(name) == len("auxip_") + 8
+    # Chosen once: the stack's later commands and `up`s find the same catalogue.
+    assert stack_up.requested_database(one) == first
+    assert stack_up.requested_database(StackSettings(state_dir=states[0])) == first
+    # Another checkout's stack gets another one.
+    assert stack_up.requested_database(two) != first
+    # A stack that already keeps its catalogue under the shared name keeps it.
+    shared = StackSettings.model_fields["database_url"].default
+    (states[2] / "stack.json").write_text(json.dumps(
+        {"database_url": shared, "requested_url": shared, "database": "system"}))
+    assert stack_up.requested_database(StackSettings(state_dir=states[2])) == shared
+    # The user's own URL is never renamed.
+    mine = StackSettings(state_dir=states[0], database_url="postgresql://u@db.example/mine")
+    assert stack_up.requested_database(mine) == "postgresql://u@db.example/mine"
