@@ -41,7 +41,7 @@ from typing import IO, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from shared.adapters.telemetry import ecs_format, records
+from shared.adapters.telemetry import ecs_format, queued_logger, records
 from shared.adapters.telemetry.ecs_format import CONTEXT, CONTEXT_KEYS, TRACE
 from shared.adapters.telemetry.log_queue import (
     QUEUE_SIZE,
@@ -293,6 +293,8 @@ def configure(service: str, *, level: str = "INFO", fmt: str = "json",
     handler = channel(service, fmt, stream)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Lines for the writer process alone skip logging's record (queued_logger).
+    queued_logger.install(handler if handler.remote else None, _fields.get, span_ids)
     # One INFO line per HTTP request the outbox makes would drown the function's own lines.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

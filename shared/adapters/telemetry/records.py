@@ -47,14 +47,14 @@ class LeanRecord(logging.LogRecord):
             thread=_thread() if logging.logThreads else None,
             threadName=_thread_name() if logging.logThreads else None,
             processName=_process_name() if logging.logMultiprocessing else None,
-            process=_pid[0] if logging.logProcesses else None)
+            process=PID[0] if logging.logProcesses else None)
 
 
 
 # The process id, asked once (and again in a forked child): getpid(2) is a system call a
 # line otherwise.
-_pid = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: PID.__setitem__(0, os.getpid()))
 
 
 def _file_and_module(pathname: Any) -> tuple[Any, str]:
