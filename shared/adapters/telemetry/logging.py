@@ -14,7 +14,8 @@ the record (logging's documented cheap settings: no caller frame, no thread or p
 name, `records.LeanRecord`), then, in the handler (`ChannelHandler`), its message merged
 with its arguments, the bound fields and the current span's ids (true only there) as
 plain values (`ecs_format.to_wire`) on the process's queue. No formatting, no I/O; past
-QUEUE_SIZE lines waiting, new ones are dropped and counted (`dropped()`). The queue, the
+QUEUE_SIZE lines waiting, new ones are dropped and counted (`dropped()`). A line that would
+reach that handler alone is queued by its logger without a record (`queued_logger`). The queue, the
 writer thread and the log writer process that formats and writes the lines are
 `telemetry.log_queue`'s.
 
