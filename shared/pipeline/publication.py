@@ -15,7 +15,7 @@ from cloudevents.http import CloudEvent
 from events import envelope, types
 from events.products import ProductPackaged, ProductPublished
 from shared.adapters import outbox
-from shared.adapters.catalogue import products, restore
+from shared.adapters.catalogue import products, publication_clock, restore
 from shared.adapters.runtime import Runtime
 from shared.adapters.settings import Settings
 from shared.adapters.telemetry import metrics
@@ -51,21 +51,20 @@ def eviction_for(settings: Settings, product_type: str, published: datetime) -> 
 def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
     """Publish one product; returns the emitted event id, None when already published."""
     s = rt.settings
-    now = datetime.now(UTC)
-    evicts = eviction_for(s, packaged.product_type, now)
     with rt.pool.connection() as conn:
-        published = _mark_published(conn, s.event_source, packaged, now, evicts)
+        published = _mark_published(conn, s, packaged)
         if published is None:
             # Nothing packaged under that id: a redelivery, or a row the catalogue lost,
             # which the journal gives back (read only then, not once per publication).
             row = restore.get_or_restore(conn, packaged.product_id)
             if row is None or row["status"] != "packaged":
                 return None
-            published = _mark_published(conn, s.event_source, packaged, now, evicts)
+            published = _mark_published(conn, s, packaged)
             if published is None:
                 return None
         row, event, fresh = published
-        metrics.published(row["product_type"], (now - row["origin_date"]).total_seconds())
+        metrics.published(row["product_type"],
+                          (row["publication_date"] - row["origin_date"]).total_seconds())
         if fresh:
             outbox.send_recorded(conn, s.broker_url, [event])
         else:  # journalled before (a replay): sent unless its row says it was not
@@ -73,16 +72,20 @@ def publish(rt: Runtime, packaged: ProductPackaged) -> str | None:
     return event["id"]
 
 
-def _mark_published(conn: psycopg.Connection, source: str, packaged: ProductPackaged,
-                    now: datetime, evicts: datetime) -> tuple[dict, CloudEvent, bool] | None:
+def _mark_published(conn: psycopg.Connection, s: Settings, packaged: ProductPackaged
+                    ) -> tuple[dict, CloudEvent, bool] | None:
     """(the published row, its event, whether the event is journalled for the first time);
     None when no packaged row of that id is catalogued."""
     with conn.transaction():
+        # The date from the publication clock, whose lock this transaction holds until it
+        # commits: no product with a later date becomes visible before this one.
+        now = publication_clock.stamp(conn, datetime.now(UTC))
+        evicts = eviction_for(s, packaged.product_type, now)
         row = products.mark_published(conn, packaged.product_id, publication_date=now,
                                       eviction_date=evicts)
         if row is None:
             return None
-        event = published_event(f"{source}/publish", row, now, evicts)
+        event = published_event(f"{s.event_source}/publish", row, now, evicts)
         return row, event, outbox.record(conn, event)
 
 

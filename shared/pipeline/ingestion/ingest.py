@@ -26,12 +26,20 @@ from functools import cache
 from pathlib import Path
 
 import psycopg
+from cloudevents.http import CloudEvent
 
 from events import envelope, types
 from events.files import FileArrived, FileRejected, RejectReason
 from events.products import Checksum, ProductIngested
 from shared.adapters import outbox, storage
-from shared.adapters.catalogue import folders, integrity, products, rejections, restore
+from shared.adapters.catalogue import (
+    folders,
+    integrity,
+    products,
+    publication_clock,
+    rejections,
+    restore,
+)
 from shared.adapters.runtime import Runtime
 from shared.adapters.telemetry import metrics
 from shared.adapters.telemetry.tracing import current_trace_extensions
@@ -179,19 +187,47 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
                           "same content already ingested (catalogue row restored from the"
                           " journal)")
     archive_key = _archive_objects(rt, arrival, inspected)
-    now = datetime.now(UTC)
-    meta = inspected.metadata
-    stored_attributes = attributes.to_stored(meta.attributes)
-    sums = inspected.checksums
     # Served as it arrived (an EOF kept as .EOF), a product needs no object built; one of
     # one object (a zipped SAFE) is built from the bytes checked above, up to a size.
     # Either way it is packaged, and published, in the statement that catalogues it: no
     # hop to package or publish.
-    served = packaging.as_arrived(name, inspected.layout, archive_key, sums,
+    served = packaging.as_arrived(name, inspected.layout, archive_key, inspected.checksums,
                                   s.eof_distribution)
     if served is None and not arrival.is_folder:
         served = packaging.from_held(rt, name, workdir / inspection.SPOOLED, workdir,
                                      inspected.members)
+    # The row and its events in one statement, atomic by itself; a folder's pending
+    # record goes in the same transaction, and so does the publication clock's stamp
+    # (held until the commit: see publication_clock).
+    with conn.transaction() if arrival.is_folder or served else nullcontext():
+        now = datetime.now(UTC)
+        if served:
+            now = publication_clock.stamp(conn, now)
+        row, events = _ingested(rt, arrived, inspected, product_id, archive_key, served, now)
+        inserted = outbox.record_with(conn, *products.insert_ingested_statement(row),
+                                      events) is not None
+        if arrival.is_folder:
+            folders.forget(conn, arrival.bucket, arrival.folder_prefix or "")
+    _clear_inbox(rt, conn, arrival, inspected.objects)
+    if not inserted:
+        return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
+    if served:
+        metrics.published(name.product_type, (now - arrived.arrived_at).total_seconds())
+    outbox.send_recorded(conn, s.broker_url, events)
+    return Result(Outcome.INGESTED, name.name, str(product_id),
+                  tuple(e["id"] for e in events))
+
+
+def _ingested(rt: Runtime, arrived: FileArrived, inspected: Inspected, product_id: uuid.UUID,
+              archive_key: str, served: packaging.Packaged | None, now: datetime
+              ) -> tuple[products.NewProduct, list[CloudEvent]]:
+    """The catalogue row of a product ingested at `now` and the events announcing it
+    (packaged and published at `now` too when `served`)."""
+    name = inspected.name
+    s = rt.settings
+    meta = inspected.metadata
+    stored_attributes = attributes.to_stored(meta.attributes)
+    sums = inspected.checksums
     # The row holds the distribution object's size and checksums, as package sets them.
     served_sums = served.checksums if served else sums
     # Packaged here, it is published here too: nothing is left for publish to wait for.
@@ -233,21 +269,7 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
         packaged=products.Packaging(name=served.name, distribution_key=served.key,
                                     content_type=served.content_type) if served else None,
         published=published)
-    # The row and its events in one statement, atomic by itself; a folder's pending
-    # record goes in the same transaction.
-    with conn.transaction() if arrival.is_folder else nullcontext():
-        inserted = outbox.record_with(conn, *products.insert_ingested_statement(row),
-                                      events) is not None
-        if arrival.is_folder:
-            folders.forget(conn, arrival.bucket, arrival.folder_prefix or "")
-    _clear_inbox(rt, conn, arrival, inspected.objects)
-    if not inserted:
-        return Result(Outcome.DUPLICATE, name.name, "ingested concurrently")
-    if published:
-        metrics.published(name.product_type, (now - arrived.arrived_at).total_seconds())
-    outbox.send_recorded(conn, s.broker_url, events)
-    return Result(Outcome.INGESTED, name.name, str(product_id),
-                  tuple(e["id"] for e in events))
+    return row, events
 
 
 def _archive_objects(rt: Runtime, arrival: Arrival, inspected: Inspected) -> str:

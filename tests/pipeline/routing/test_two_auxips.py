@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,12 +44,16 @@ from devstack.token_issuer.app import IssuerConfig, create_app
 from devstack.token_issuer.keys import key_path, load_or_create_key
 from events import bindings, envelope, types
 from events.files import FileArrived
+from events.products import Checksum, ProductPackaged
 from shared.adapters import outbox, runtime, storage
-from shared.adapters.catalogue import migrations
+from shared.adapters.catalogue import migrations, products
 from shared.adapters.catalogue import sources as sources_table
 from shared.adapters.runtime import Runtime
 from shared.adapters.settings import Settings
+from shared.core.checksums import of_bytes
 from shared.core.s1time import format_odata
+from shared.pipeline import publication
+from shared.pipeline.ingestion import ingest
 from shared.pipeline.routing import config, polling
 from shared.pipeline.routing.oauth import TokenClient, TokenError
 from shared.prip import service as prip_service
@@ -329,12 +334,22 @@ def test_b_mirrors_a_through_its_odata_api_across_a_poller_crash(
     _stop(proxy)
 
 
+@pytest.mark.parametrize("sub_ms_us", [0, 400], ids=["on-a-millisecond", "within-one"])
 def test_a_product_whose_bytes_differ_from_its_checksum_holds_the_window(
-        rt_a: Runtime, rt_b: Runtime, a_prip: str, issuer: str) -> None:
+        rt_a: Runtime, rt_b: Runtime, a_prip: str, issuer: str, sub_ms_us: int) -> None:
     """A's catalogue announces an MD5 its bytes do not have: B refuses the copy, keeps its
     window before it, fetches the rest; once A is right, B fetches it on its next run."""
     a_products = list(_fill_a(rt_a, orbits_only=True))
     wrong = a_products[1]
+    # The window holds the first product's PublicationDate as the API shows it (whole
+    # milliseconds), and the next listing asks for dates after it: the first product comes
+    # again (skipped) unless its date is a whole millisecond. Its date is set to one case
+    # or the other (the clock chose, 1 run in 1000 on a whole millisecond).
+    with psycopg.connect(rt_a.settings.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE products SET publication_date = date_trunc('second', %s::timestamptz)"
+                     " - interval '1 second' + %s * interval '1 microsecond' WHERE name = %s",
+                     (_publication_date(rt_a, wrong), sub_ms_us, a_products[0]))
+    again = 1 if sub_ms_us else 0
     with psycopg.connect(rt_a.settings.database_url, autocommit=True) as conn:
         right = conn.execute("SELECT checksums FROM products WHERE name = %s",
                              (wrong,)).fetchone()[0]  # type: ignore[index]
@@ -363,11 +378,119 @@ def test_a_product_whose_bytes_differ_from_its_checksum_holds_the_window(
         conn.execute("UPDATE products SET checksums = %s WHERE name = %s",
                      (json.dumps(right), wrong))
     [second] = polling.poll_all(rt_b, environ, force=True)
-    assert (second.fetched, second.skipped, second.failed) == (1, 3, 0)
+    assert (second.fetched, second.skipped, second.failed) == (1, 2 + again, 0)
     state = _state(rt_b)
     assert state["failures"] == {} and state["since"] == _last_publication(rt_a)
     drain(rt_b)
     assert _published(rt_b) == _published(rt_a)
+
+
+def test_a_product_published_while_a_later_one_commits_first_is_still_polled(
+        rt_a: Runtime, rt_b: Runtime, a_prip: str, issuer: str) -> None:
+    """A publishes X (its publish step) and Y (ingest, which publishes EOFs itself) at the
+    same time, X first, but X's transaction is held before its commit (another session has
+    X's row locked) while Y's goes on. B polls in between and after, with no overlap, as
+    the ICD's clients poll (`PublicationDate gt <the last date seen>`): B gets both, since
+    A never shows a PublicationDate earlier than one it has shown."""
+    source = config.ODataSource(
+        name="a", kind="odata", url=f"{a_prip}/odata/v1", page_size=10, overlap_s=0,
+        start=datetime(2020, 1, 1, tzinfo=UTC),
+        auth=config.OAuth2(token_url=f"{issuer}/protocol/openid-connect/token",
+                           grant="client_credentials", client_id=CLIENT,
+                           client_secret="${AUXIP_TEST_A_CLIENT_SECRET}"))
+    with psycopg.connect(rt_b.settings.database_url, autocommit=True) as conn:
+        sources_table.upsert(conn, config.source_row(source))
+    environ = {"AUXIP_TEST_A_CLIENT_SECRET": CLIENT_SECRET}
+    now = datetime.now(UTC).replace(microsecond=0)
+    x = _packaged(rt_a, *demo_products.orbit_eof(
+        "A", "AUX_RESORB", now - timedelta(hours=6), now - timedelta(hours=4),
+        now - timedelta(hours=4), step_s=300))
+    y_name, y_body = demo_products.orbit_eof("B", "AUX_RESORB", now - timedelta(hours=3),
+                                             now - timedelta(hours=1),
+                                             now - timedelta(hours=1), step_s=300)
+    storage.put_bytes(rt_a.s3, A_INBOX, y_name, y_body)
+    y_arrived = FileArrived(bucket=A_INBOX, key=y_name, size=len(y_body),
+                            arrived_at=datetime.now(UTC))
+
+    with psycopg.connect(rt_a.settings.database_url) as holder:
+        holder.execute("SELECT 1 FROM products WHERE id = %s FOR UPDATE", (x.product_id,))
+        x_thread = _Started(lambda: publication.publish(rt_a, x))
+        _wait_for_waiting(rt_a, "UPDATE products SET status = 'published'")
+        y_thread = _Started(lambda: ingest.ingest(rt_a, y_arrived, str(uuid.uuid4())))
+        deadline = time.monotonic() + 30
+        # Y either commits or waits for X (the clock's lock): both are states to poll in.
+        while y_thread.is_alive() and not _waiting(rt_a, "INSERT INTO publication_clock"):
+            assert time.monotonic() < deadline, "ingest of Y neither ended nor waited"
+            time.sleep(0.05)
+        [between] = polling.poll_all(rt_b, environ)
+        holder.rollback()  # X's publication goes on
+    for thread in (x_thread, y_thread):
+        thread.join(30)
+        assert not thread.is_alive() and thread.error is None, thread.error
+    [after] = polling.poll_all(rt_b, environ, force=True)
+    assert (between.status, after.status) == ("polled", "polled")
+    a_published = _published(rt_a)
+    assert list(a_published) == [x.name, y_name]  # X's date is the earlier one
+    assert between.fetched + after.fetched == 2, (between, after)
+    drain(rt_b)
+    assert _published(rt_b) == a_published
+
+
+def _packaged(rt: Runtime, name: str, body: bytes) -> ProductPackaged:
+    """A product of A as package leaves it (bytes in the archive, row 'packaged'), and the
+    event publish takes it from."""
+    product_id = uuid.uuid5(uuid.NAMESPACE_URL, name)
+    key = f"routing-test/{name}"
+    storage.put_bytes(rt.s3, rt.settings.archive_bucket, key, body)
+    now = datetime.now(UTC)
+    sums = of_bytes(body)
+    with psycopg.connect(rt.settings.database_url, autocommit=True) as conn:
+        products.insert_ingested(conn, products.NewProduct(
+            id=product_id, logical_name=name, product_type="AUX_RESORB",
+            platform_serial="A", fingerprint=sums.md5, layout="file", archive_key=key,
+            content_length=len(body), checksums=sums.as_odata(now),
+            content_start=now - timedelta(days=1), content_end=now, origin_date=now,
+            attributes={"productType": "AUX_RESORB"}))
+        products.mark_packaged(conn, product_id, name=name, distribution_key=key,
+                               content_type="application/octet-stream",
+                               content_length=len(body), checksums=sums.as_odata(now))
+    return ProductPackaged(
+        product_id=product_id, name=name, product_type="AUX_RESORB",
+        archive_bucket=rt.settings.archive_bucket, distribution_key=key,
+        content_type="application/octet-stream", content_length=len(body),
+        checksums=[Checksum(algorithm="MD5", value=sums.md5)], packaged_at=now)
+
+
+class _Started(threading.Thread):
+    """A call run in a thread of its own; `error` is what it raised."""
+
+    def __init__(self, call: Any) -> None:
+        super().__init__(daemon=True)
+        self.call = call
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.call()
+        except BaseException as error:  # reported by the test, not lost in the thread
+            self.error = error
+
+
+def _waiting(rt: Runtime, statement: str) -> bool:
+    """Whether a session of A waits for a lock in a statement that starts so."""
+    with psycopg.connect(rt.settings.database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                           " current_database() AND wait_event_type = 'Lock'"
+                           " AND starts_with(query, %s)", (statement,)).fetchone()
+    return bool(row and row[0])
+
+
+def _wait_for_waiting(rt: Runtime, statement: str) -> None:
+    deadline = time.monotonic() + 30
+    while not _waiting(rt, statement):
+        assert time.monotonic() < deadline, f"no session waits in {statement!r}"
+        time.sleep(0.05)
 
 
 def _state(rt: Runtime) -> dict:
@@ -376,11 +499,15 @@ def _state(rt: Runtime) -> dict:
 
 
 def _publication_of(rt: Runtime, name: str) -> str:
+    return format_odata(_publication_date(rt, name))
+
+
+def _publication_date(rt: Runtime, name: str) -> datetime:
     with psycopg.connect(rt.settings.database_url) as conn:
         row = conn.execute("SELECT publication_date FROM products WHERE name = %s",
                            (name,)).fetchone()
     assert row is not None
-    return format_odata(row[0])
+    return row[0]  # type: ignore[no-any-return]
 
 
 def test_tokens_are_renewed_when_they_expire(issuer: str) -> None:

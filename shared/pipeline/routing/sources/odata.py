@@ -5,10 +5,13 @@
     GET <root>/Products(<Id>)/$value
 
 The window's lower bound (`state["since"]`, the PublicationDate of the last product
-fetched without a gap) moves with each product fetched, and the next run starts `overlap_s`
-before it: a product published with an earlier PublicationDate than one already listed
-(its transaction committed later) is still found. Products already fetched come round again
-in the overlap and are skipped by the poller (seen_sources).
+fetched without a gap, in the API's milliseconds) moves with each product fetched, and the
+next run starts `overlap_s` before it: on a server that can publish a product with an
+earlier PublicationDate than one already listed (its transaction committed later), that
+product is still found. An auxip does not (shared/adapters/catalogue/publication_clock.py):
+polling one, an overlap of 0 loses nothing. Products already fetched come round again in
+the overlap, and in the millisecond `since` was truncated to, and are skipped by the poller
+(seen_sources).
 """
 
 from __future__ import annotations
