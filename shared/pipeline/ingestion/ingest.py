@@ -199,11 +199,17 @@ def _accept(rt: Runtime, conn: psycopg.Connection, arrival: Arrival, arrived: Fi
     # The row and its events in one statement, atomic by itself; a folder's pending
     # record goes in the same transaction, and so does the publication clock's stamp
     # (held until the commit: see publication_clock).
+    # Built before the stamp, and again only if the clock moved the date: the clock's lock,
+    # which every publication waits for, is held for the statements alone.
+    now = datetime.now(UTC)
+    row, events = _ingested(rt, arrived, inspected, product_id, archive_key, served, now)
     with conn.transaction() if arrival.is_folder or served else nullcontext():
-        now = datetime.now(UTC)
         if served:
-            now = publication_clock.stamp(conn, now)
-        row, events = _ingested(rt, arrived, inspected, product_id, archive_key, served, now)
+            stamped = publication_clock.stamp(conn, now)
+            if stamped != now:
+                now = stamped
+                row, events = _ingested(rt, arrived, inspected, product_id, archive_key,
+                                        served, now)
         inserted = outbox.record_with(conn, *products.insert_ingested_statement(row),
                                       events) is not None
         if arrival.is_folder:

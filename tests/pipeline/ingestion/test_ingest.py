@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import psycopg
 
 from devstack import demo_products
 from events import types
@@ -67,6 +69,25 @@ def test_real_orbit_file_is_ingested_archived_packaged_and_announced(rt: Runtime
     assert published["data"]["name"] == RESORB
     assert published["data"]["content_length"] == len(body)
     assert set(result.event_ids) == {ingested["id"], packaged["id"], published["id"]}
+
+
+def test_a_product_published_after_a_later_date_was_given_gets_a_date_after_it(
+        rt: Runtime, inbox: Inbox) -> None:
+    """The publication clock stands ahead of this process's clock (a publication with a
+    later date committed first): the product's PublicationDate comes after it, and its row
+    and its events say the same date."""
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    with psycopg.connect(rt.settings.database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO publication_clock (last) VALUES (%s)"
+                     " ON CONFLICT (id) DO UPDATE SET last = excluded.last", (ahead,))
+    result = ingest(rt, inbox.put(RESORB, (REAL / RESORB).read_bytes()), "ev-1")
+    assert result.outcome is Outcome.INGESTED, result.detail
+    [product] = rows(rt, "SELECT * FROM products")
+    assert product["publication_date"] == ahead + timedelta(microseconds=1)
+    assert product["ingestion_date"] == product["publication_date"]
+    journal = {row["type"]: row for row in rows(rt, "SELECT * FROM event_journal")}
+    published = journal[types.PRODUCT_PUBLISHED]["data"]
+    assert datetime.fromisoformat(published["publication_date"]) == product["publication_date"]
 
 
 def test_same_file_twice_is_one_product(rt: Runtime, inbox: Inbox) -> None:
