@@ -24,8 +24,8 @@ from shared.odata.errors import (
     ODataError,
 )
 from shared.odata.parser import read_filter
-from shared.odata.shapes import Slots
 from shared.odata.properties import PROPERTIES
+from shared.odata.shapes import Slots
 
 MAX_TOP = 1000
 DEFAULT_TOP = MAX_TOP
