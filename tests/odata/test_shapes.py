@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.odata import ODataError, parse_query_options
+from shared.odata import ODataError, parse_query_options, products_query
 from shared.odata import parser as odata_parser
-from shared.odata import products_query
 from shared.odata.binder import bind
 from shared.odata.options import QueryOptions, parse_orderby
-from shared.odata.shapes import SLOT_TOKENS, same, scan
+from shared.odata.raw import RawLiteral
+from shared.odata.shapes import SLOT_TOKENS, _nodes, same, scan
 from tests.odata.test_agreement import filters, validity_filters
 
 CALIBRATION = (
@@ -185,8 +185,6 @@ def test_the_scan_finds_the_literals_the_lexer_finds(text):
         raw = odata_parser._parse_raw(text)
     except ODataError:
         return
-    from shared.odata.raw import RawLiteral
-    from shared.odata.shapes import _nodes
     lexed = sorted((n.start, n.token) for n in _nodes(raw)
                    if isinstance(n, RawLiteral) and n.token in SLOT_TOKENS)
     assert lexed == list(zip(scanned.starts, scanned.key[1], strict=True))
