@@ -194,6 +194,8 @@ def perturbed(values: Values, k: int) -> Values | None:
             out.append(UUID(int=value.int ^ step))
         else:
             return None
+        if out[-1] == value:
+            return None  # 1e500 + 1 is 1e500 at 28 digits: the slot would look constant
     return tuple(out)
 
 

@@ -60,7 +60,8 @@ def literal_of(draw, token: str) -> str:
     if token == "DECIMAL":
         if wrong:
             return draw(st.sampled_from(["1e5000", "1" * 70 + ".5"]))
-        return draw(st.sampled_from(["0.05", "2.5E-2", "1e4", "-3.25", "36515.0"]))
+        return draw(st.sampled_from(["0.05", "2.5E-2", "1e4", "-3.25", "36515.0", "1e500",
+                                     "-2.5e-400", "0.1000000000000000000000000000001"]))
     if token == "GUID":
         return str(UUID(int=draw(st.integers(0, 2**128 - 1))))
     # TYPED: of either type (the other one gives another kind), or not valid inside.
@@ -168,6 +169,16 @@ def test_a_bad_literal_in_a_known_shape_is_refused_as_ever_and_not_kept(literal,
         assert message in want[1]
     fine = {"$filter": template.format("2019-05-01T00:00:00Z")}
     _assert_same(_cached(fine), _uncached(fine))
+
+
+def test_a_number_too_large_to_move_makes_no_template():
+    """1e500 plus 1 rounds to 1e500: checked with moved literals, its parameter would look
+    constant and be served to the next number of the shape."""
+    template = ("Attributes/OData.CSC.DoubleAttribute/any(a:a/Name eq 'orbitAccuracy' and "
+                "a/Value gt {})")
+    for literal in ("1e500", "0.25", "1e500", "7"):
+        params = {"$filter": template.format(literal)}
+        _assert_same(_cached(params), _uncached(params))
 
 
 def test_folded_or_listed_literals_are_not_slots():
