@@ -53,7 +53,7 @@ class QueryOptions:
     filter_text: str | None = None
     # The filter's shape and literals (shapes.py), for products_query to re-use the SQL of
     # the shape; the filter itself is the whole truth, so not part of equality.
-    filter_slots: Slots | None = field(default=None, compare=False)
+    filter_slots: Slots | None = field(default=None, compare=False, repr=False)
     orderby: tuple[OrderKey, ...] = ()
     top: int = DEFAULT_TOP
     skip: int = 0
