@@ -8,7 +8,7 @@ Boolean nodes: Compare, IsNull, In, Match, And, Or, Not, Const, BoolValue, Any, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -42,6 +42,10 @@ class Property:
 class Literal:
     value: LiteralValue
     kind: Kind
+    # Where the literal was written in the $filter text (None: made by the binder): lets
+    # shapes.py re-use the AST of one text for another differing only in literals. Not
+    # part of equality, which stays that of the value.
+    start: int | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class _Binder:
 
     def operand(self, raw: Raw, scope: _Scope) -> Operand:
         if isinstance(raw, RawLiteral):
-            return from_token(raw.token, raw.text)
+            return from_token(raw.token, raw.text, raw.start)
         if isinstance(raw, RawPath):
             return self._path(raw, scope)
         if isinstance(raw, RawCall):

@@ -75,14 +75,14 @@ def checked_string(text: str) -> str:
     return text
 
 
-def from_token(token: str, text: str) -> ast.Literal:
+def from_token(token: str, text: str, start: int | None = None) -> ast.Literal:
     """The literal a token of filter.lark stands for."""
     if token == "STRING":
-        return ast.Literal(checked_string(text[1:-1].replace("''", "'")), Kind.STRING)
+        return ast.Literal(checked_string(text[1:-1].replace("''", "'")), Kind.STRING, start)
     if token in ("INT", "DECIMAL") and len(text) > MAX_NUMBER_LENGTH:
         raise ODataError(INVALID_FILTER, f"number literal longer than {MAX_NUMBER_LENGTH} digits")
     if token == "INT":
-        return ast.Literal(int(text), Kind.INT64)
+        return ast.Literal(int(text), Kind.INT64, start)
     if token == "DECIMAL":
         try:
             number = Decimal(text)
@@ -90,21 +90,21 @@ def from_token(token: str, text: str) -> ast.Literal:
             raise ODataError(INVALID_FILTER, f"not a valid number: {text!r}") from None
         if not number.is_finite() or abs(number.adjusted()) > _MAX_EXPONENT:
             raise ODataError(INVALID_FILTER, f"number out of range: {text!r}")
-        return ast.Literal(number, Kind.NUMBER)
+        return ast.Literal(number, Kind.NUMBER, start)
     if token == "DATETIME":
-        return ast.Literal(parse_datetime(text), Kind.DATETIME)
+        return ast.Literal(parse_datetime(text), Kind.DATETIME, start)
     if token == "GUID":
-        return ast.Literal(parse_guid(text), Kind.GUID)
+        return ast.Literal(parse_guid(text), Kind.GUID, start)
     if token in ("TRUE", "FALSE"):
-        return ast.Literal(token == "TRUE", Kind.BOOLEAN)
+        return ast.Literal(token == "TRUE", Kind.BOOLEAN, start)
     if token == "NULL":
-        return ast.Literal(None, Kind.NULL)
+        return ast.Literal(None, Kind.NULL, start)
     if token == "TYPED":
         prefix, _, rest = text.partition("'")
         inner = rest[:-1]
         if prefix.lower() == "guid":
-            return ast.Literal(parse_guid(inner), Kind.GUID)
-        return ast.Literal(parse_datetime(inner), Kind.DATETIME)
+            return ast.Literal(parse_guid(inner), Kind.GUID, start)
+        return ast.Literal(parse_datetime(inner), Kind.DATETIME, start)
     raise ODataError(INVALID_FILTER, f"unsupported literal {text[:40]!r}")
 
 
@@ -134,11 +134,11 @@ def coerce(lit: ast.Literal, kind: Kind, against: str) -> ast.Literal:
             raise ODataError(INVALID_FILTER, f"{show(lit)} is out of range for {against}")
         return lit
     if kind is Kind.NUMBER and lit.kind is Kind.INT64:
-        return ast.Literal(Decimal(lit.value), Kind.NUMBER)  # type: ignore[arg-type]
+        return ast.Literal(Decimal(lit.value), Kind.NUMBER, lit.start)  # type: ignore[arg-type]
     if kind is Kind.DATETIME and lit.kind is Kind.STRING:
-        return ast.Literal(parse_datetime(lit.value), Kind.DATETIME)  # type: ignore[arg-type]
+        return ast.Literal(parse_datetime(lit.value), Kind.DATETIME, lit.start)  # type: ignore[arg-type]
     if kind is Kind.GUID and lit.kind is Kind.STRING:
-        return ast.Literal(parse_guid(lit.value), Kind.GUID)  # type: ignore[arg-type]
+        return ast.Literal(parse_guid(lit.value), Kind.GUID, lit.start)  # type: ignore[arg-type]
     wanted = {Kind.INT64: "an integer", Kind.NUMBER: "a number"}.get(kind, f"a {kind.value}")
     raise ODataError(
         INVALID_FILTER, f"{against} needs {wanted}, got {lit.kind.value} {show(lit)}")

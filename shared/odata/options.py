@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.odata import ast
 from shared.odata.errors import (
@@ -23,8 +23,9 @@ from shared.odata.errors import (
     INVALID_TOP,
     ODataError,
 )
-from shared.odata.parser import parse_filter
+from shared.odata.parser import read_filter
 from shared.odata.properties import PROPERTIES
+from shared.odata.shapes import Slots
 
 MAX_TOP = 1000
 DEFAULT_TOP = MAX_TOP
@@ -50,6 +51,9 @@ class OrderKey:
 class QueryOptions:
     filter: ast.Bool | None = None
     filter_text: str | None = None
+    # The filter's shape and literals (shapes.py), for products_query to re-use the SQL of
+    # the shape; the filter itself is the whole truth, so not part of equality.
+    filter_slots: Slots | None = field(default=None, compare=False, repr=False)
     orderby: tuple[OrderKey, ...] = ()
     top: int = DEFAULT_TOP
     skip: int = 0
@@ -105,7 +109,8 @@ def _filter(values: list[str]) -> dict[str, object]:
     text = values[0]
     if not text.strip():
         return {}  # `$filter=` from URL builders: no filter
-    return {"filter": parse_filter(text), "filter_text": text}
+    node, slots = read_filter(text)
+    return {"filter": node, "filter_text": text, "filter_slots": slots}
 
 
 def parse_orderby(text: str) -> tuple[OrderKey, ...]:

@@ -8,13 +8,14 @@ can get wrong ends as ODataError.
 
 from __future__ import annotations
 
+import re
 from functools import cache, lru_cache
 from importlib import resources
 
 import lark
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
-from shared.odata import ast
+from shared.odata import ast, shapes
 from shared.odata.binder import bind
 from shared.odata.errors import INVALID_FILTER, ODataError
 from shared.odata.raw import (
@@ -37,13 +38,21 @@ MAX_FILTER_LENGTH = 32_768
 # are each one text a client repeats): the checked AST of the last ones is kept (it is
 # immutable), which spares the parse (0.1-0.7 ms) of a repeated request. Long texts are
 # not kept, so the cache stays small (at most _REMEMBERED x _REMEMBERED_LENGTH characters).
+# Others poll with one text and a fresh date each time: the AST of the last shapes is kept
+# too and filled with the request's literals (shapes.py).
 _REMEMBERED = 256
 _REMEMBERED_LENGTH = 2048
-__all__ = ["MAX_DEPTH", "MAX_FILTER_LENGTH", "parse_filter"]
+_SHAPES: shapes.Recent[shapes.Key, shapes.AstShape | bool] = shapes.Recent(_REMEMBERED)
+__all__ = ["MAX_DEPTH", "MAX_FILTER_LENGTH", "parse_filter", "read_filter"]
 
 
 def parse_filter(text: str) -> ast.Bool:
     """Parse and check a `$filter` expression."""
+    return read_filter(text)[0]
+
+
+def read_filter(text: str) -> tuple[ast.Bool, shapes.Slots | None]:
+    """parse_filter, and the filter's shape with its literals when it has one."""
     if not isinstance(text, str):
         raise ODataError(INVALID_FILTER, "$filter must be text")
     if len(text) > MAX_FILTER_LENGTH:
@@ -52,12 +61,29 @@ def parse_filter(text: str) -> ast.Bool:
         raise ODataError(INVALID_FILTER, "$filter is empty")
     if len(text) <= _REMEMBERED_LENGTH:
         return _remembered(text)  # an ODataError is raised anew each time, never kept
-    return bind(_parse_raw(text))
+    return bind(_parse_raw(text)), None
 
 
 @lru_cache(maxsize=_REMEMBERED)
-def _remembered(text: str) -> ast.Bool:
-    return bind(_parse_raw(text))
+def _remembered(text: str) -> tuple[ast.Bool, shapes.Slots | None]:
+    scanned = shapes.scan(text, _scanner())
+    if not scanned.starts:
+        return bind(_parse_raw(text)), None
+    known = _SHAPES.get(scanned.key)
+    if isinstance(known, shapes.AstShape):
+        values = known.values(scanned)
+        if values is not None:
+            return known.fill(values), shapes.Slots(known, values)
+    raw = _parse_raw(text)
+    node = bind(raw)  # a literal the shape refused raises here, as without shapes
+    if known is None:
+        known = shapes.make_shape(scanned, raw, node) or False
+        _SHAPES.put(scanned.key, known)
+    if isinstance(known, shapes.AstShape):
+        values = known.values(scanned)
+        if values is not None:
+            return node, shapes.Slots(known, values)
+    return node, None
 
 
 class _Build(lark.Transformer):
@@ -98,7 +124,7 @@ class _Build(lark.Transformer):
 
     def literal(self, items: list) -> Raw:
         token = items[0]
-        return RawLiteral(token.type, str(token))
+        return RawLiteral(token.type, str(token), start=token.start_pos)
 
 
 @cache
@@ -108,6 +134,11 @@ def _parser() -> lark.Lark:
         grammar, parser="lalr", lexer="contextual", transformer=_Build(),
         maybe_placeholders=True, propagate_positions=False,
     )
+
+
+@cache
+def _scanner() -> re.Pattern[str]:
+    return shapes.scanner({t.name: t.pattern.to_regexp() for t in _parser().terminals})
 
 
 def _parse_raw(text: str) -> Raw:

@@ -13,7 +13,7 @@ transaction that publishes or evicts). Any other filter is counted on the rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import psycopg
@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from shared.core.attributes import AttributeType
-from shared.odata import ast
+from shared.odata import ast, shapes
 from shared.odata.options import OrderKey, QueryOptions
 from shared.odata.properties import PROPERTIES
 from shared.odata.sql import Frag, compile_filter, fragment, join, param
@@ -158,9 +158,62 @@ _REMEMBERED_FILTER_LENGTH = 2048
 _remembered = lru_cache(maxsize=_REMEMBERED)(_rendered)
 
 
+@dataclass(frozen=True)
+class _Template:
+    """The statements of one filter shape (and the other options), with the parameters
+    as functions of the shape's slots."""
+
+    select: bytes
+    params: tuple[shapes.Param, ...]
+    count: bytes | None
+    count_params: tuple[shapes.Param, ...]
+    top: int
+
+    def statements(self, values: shapes.Values) -> _Statements:
+        return _Statements(self.select, tuple(p(values) for p in self.params), self.count,
+                           tuple(p(values) for p in self.count_params), self.top)
+
+
+# Pollers repeat a shape with fresh literals: its statements are kept by shape (the
+# options with the filter's shape key), which spares the SQL build of each request.
+_SHAPED: shapes.Recent[tuple[QueryOptions, shapes.Key], _Template | bool] = shapes.Recent(
+    _REMEMBERED)
+
+
+def _template(options: QueryOptions, slots: shapes.Slots) -> _Template | None:
+    """Built with the request's literals and two other sets, which must give the same SQL
+    text and parameters that each are a constant or one known function of one slot."""
+    seen = [slots.values]
+    for k in (1, 2):
+        other = shapes.perturbed(slots.values, k)
+        if other is None:
+            return None
+        seen.append(other)
+    built = [_rendered(replace(options, filter=slots.shape.fill(v))) for v in seen]
+    if any(b.select != built[0].select or b.count != built[0].count for b in built):
+        return None
+    params = shapes.param_template([(b.params, v) for b, v in zip(built, seen, strict=True)])
+    counted = shapes.param_template([(b.count_params, v)
+                                     for b, v in zip(built, seen, strict=True)])
+    if params is None or counted is None:
+        return None
+    first = built[0]
+    return _Template(first.select, params, first.count, counted, first.top)
+
+
 def _statements(options: QueryOptions) -> _Statements:
     if options.filter_text is not None and len(options.filter_text) > _REMEMBERED_FILTER_LENGTH:
         return _rendered(options)
+    slots = options.filter_slots
+    if slots is None:
+        return _remembered(options)
+    key = (replace(options, filter=None, filter_text=None, filter_slots=None), slots.shape.key)
+    template = _SHAPED.get(key)
+    if template is None:
+        template = _template(options, slots) or False
+        _SHAPED.put(key, template)
+    if isinstance(template, _Template):
+        return template.statements(slots.values)
     return _remembered(options)
 
 

@@ -19,6 +19,7 @@ class Raw:
 class RawLiteral(Raw):
     token: str  # terminal name
     text: str
+    start: int | None = field(default=None, kw_only=True)  # offset in the $filter text
 
 
 @dataclass(frozen=True)
