@@ -56,8 +56,8 @@ def test_httpx_imported_after_shared_still_works_without_it() -> None:
 
 @pytest.mark.usefixtures("function_env")
 def test_verify_loads_packaging_only_to_repair() -> None:
-    # shared.pipeline.packaging (its archive readers and writers) is ~0.03 s of verify's
-    # cold start; repair imports it for a damaged product only.
+    # shared.pipeline.packaging (its archive readers and writers, the outbox, httpx) is
+    # ~8% of verify's import; repair imports it for a damaged product only.
     code = ("import json, sys; from functions_framework import create_app;"
             " create_app('handle', 'functions/verify/main.py', 'cloudevent');"
             " print(json.dumps(['shared.pipeline.packaging' in sys.modules]))")
