@@ -79,6 +79,9 @@ class Start:
     master_rss: int
     status: int
     writer_rss: int = 0  # the worker's log writer process, 0 when it logged nothing
+    # CPU time master + worker had used at the first response: unlike the wall time, it
+    # does not grow with the machine's load (the log writer's and the servers' excluded).
+    cpu_s: float = 0.0
 
 
 class Sink:
@@ -195,7 +198,9 @@ def _start(stack: BenchStack, name: str, source: Path, target: str, port: int,
         took = time.perf_counter() - began
         worker = procs.worker_of(pid)
         worker_rss, master_rss = procs.rss_bytes(worker), procs.rss_bytes(pid)
-        return Start(took, worker_rss, master_rss, answer.status_code, _writer_rss(worker))
+        cpu = procs.cpu_seconds(pid) + (procs.cpu_seconds(worker) if worker != pid else 0.0)
+        return Start(took, worker_rss, master_rss, answer.status_code, _writer_rss(worker),
+                     cpu)
     finally:
         processes.stop(stack.state, name)
 
@@ -260,16 +265,20 @@ def run(stack: BenchStack, *, repeats: int = REPEATS) -> Outcome:
                 source = REPO / "functions" / folder_of(service) / "main.py"
                 start = _start(stack, f"cold-{service}", source, "handle", port, request, env)
                 starts[service].append(start)
-                print(f"cold start: {service} {start.seconds:.2f} s, worker RSS "
-                      f"{start.worker_rss / MB:.0f} MB, HTTP {start.status}", flush=True)
+                print(f"cold start: {service} {start.seconds:.2f} s ({start.cpu_s:.2f} s "
+                      f"CPU), worker RSS {start.worker_rss / MB:.0f} MB, HTTP {start.status}",
+                      flush=True)
     storage.delete_prefix(storage.client(stack.settings), COLD_BUCKET)
 
     event_s, event_rss = median([s.seconds for s in base_event]), median(
         [s.worker_rss / MB for s in base_event])
     http_s, http_rss = median([s.seconds for s in base_http]), median(
         [s.worker_rss / MB for s in base_http])
-    rows = ["| function | first request | status | start -> handled (s) | worker RSS (MB) "
-            "| master RSS (MB) | log writer RSS (MB) |", "|---|---|---|---:|---:|---:|---:|"]
+    event_cpu = median([s.cpu_s for s in base_event])
+    http_cpu = median([s.cpu_s for s in base_http])
+    rows = ["| function | first request | status | start -> handled (s) | CPU (s) "
+            "| worker RSS (MB) | master RSS (MB) | log writer RSS (MB) |",
+            "|---|---|---|---:|---:|---:|---:|---:|"]
     writers: list[float] = []
     for service, runs in starts.items():
         if not runs:
@@ -288,6 +297,7 @@ def run(stack: BenchStack, *, repeats: int = REPEATS) -> Outcome:
         ]
         rows.append(f"| {service} | {whats.get(service, '')} | {', '.join(map(str, statuses))} "
                     f"| {', '.join(f'{r.seconds:.2f}' for r in runs)} "
+                    f"| {median([r.cpu_s for r in runs]):.2f} "
                     f"| {', '.join(f'{r.worker_rss / MB:.0f}' for r in runs)} "
                     f"| {median([r.master_rss / MB for r in runs]):.0f} "
                     f"| {median([r.writer_rss / MB for r in runs]):.1f} |")
@@ -300,9 +310,11 @@ def run(stack: BenchStack, *, repeats: int = REPEATS) -> Outcome:
             note=f"median of {len(writers)} starts; max {max(writers):.1f} MB"))
     out.details = [
         f"{repeats} starts per function, medians in the table. Baselines (no-op functions "
-        f"started the same way): event {event_s:.2f} s / {event_rss:.0f} MB, HTTP "
-        f"{http_s:.2f} s / {http_rss:.0f} MB (worker RSS). Timed from just before the "
-        "process is spawned to the end of the first response; RSS read right after.",
+        f"started the same way): event {event_s:.2f} s ({event_cpu:.2f} s CPU) / "
+        f"{event_rss:.0f} MB, HTTP {http_s:.2f} s ({http_cpu:.2f} s CPU) / {http_rss:.0f} MB "
+        "(worker RSS). Timed from just before the process is spawned to the end of the "
+        "first response; RSS and the CPU time of master + worker (/proc, load-independent) "
+        "read right after.",
         "",
         *rows,
     ]

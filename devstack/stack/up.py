@@ -9,6 +9,7 @@ that started it; `down` stops it and keeps the data (`devstack.stack.clean` forg
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import json
 import os
@@ -219,6 +220,21 @@ def _process_env(settings: StackSettings) -> dict[str, str]:
     return base
 
 
+# What the functions import from this tree (the venv's own packages were compiled by pip).
+COMPILED = ("shared", "events", "functions")
+
+
+def compile_sources() -> None:
+    """The functions' modules compiled to bytecode, as the image's `pip install` leaves them
+    (Dockerfile): with PYTHONDONTWRITEBYTECODE set (as in the image, and on some machines)
+    the import system never writes it, and every function start compiled all it imports
+    again: 11-14% of the instructions of ingest's, verify's and prip's cold starts (~0.08 s
+    of CPU, as much as building their S3 client). Files whose bytecode is up to date are
+    only stat'ed."""
+    for folder in COMPILED:
+        compileall.compile_dir(REPO / folder, quiet=1)
+
+
 def _wait_http(url: str, timeout: float, state: Path, name: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -349,6 +365,7 @@ def up(settings: StackSettings, *, services_only: bool = False,
                    30.0, state, TOKEN_ISSUER)
         track(TOKEN_ISSUER, was, s.token_url)
         started: list[tuple[str, bool]] = []
+        compile_sources()
         for service in function_folders():
             was = processes.is_alive(state, service)
             if not was:

@@ -93,3 +93,26 @@ def test_plain_s3_calls_leave_boto3_unimported(settings: StackSettings, bucket: 
     assert done.returncode == 0, done.stderr[-2000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer == {"read": "one", "boto3_before": False, "boto3_after": True, "again": "two"}
+
+
+def test_the_loader_knows_s3_and_only_s3(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    from botocore.exceptions import UnknownServiceError
+
+    from shared.adapters import s3_client
+
+    monkeypatch.delenv("AWS_DATA_PATH", raising=False)
+    loader = s3_client.session().get_component("data_loader")
+    assert loader.list_available_services("service-2") == ["s3"]
+    assert loader.list_available_services("no-such-type-1") == []
+    assert loader.load_service_model("s3", "service-2")["metadata"]["endpointPrefix"] == "s3"
+    with pytest.raises(UnknownServiceError):
+        loader.load_service_model("sqs", "service-2")  # botocore has it; we never ask for it
+    # AWS_DATA_PATH is still searched, as botocore's loader does, first.
+    model = tmp_path / "s3" / "2099-01-01"
+    model.mkdir(parents=True)
+    (model / "service-2.json").write_text('{"metadata": {"endpointPrefix": "mine"}}')
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    loader = s3_client.session().get_component("data_loader")
+    assert loader.load_service_model("s3", "service-2") == {
+        "metadata": {"endpointPrefix": "mine"}}

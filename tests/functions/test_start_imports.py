@@ -52,3 +52,13 @@ def test_httpx_imported_after_shared_still_works_without_it() -> None:
             " print(json.dumps(sorted({'rich', 'pygments'} & set(sys.modules))"
             " + [callable(httpx.Client), callable(httpx.main)]))")
     assert _loaded("-c", code) == [True, True]
+
+
+@pytest.mark.usefixtures("function_env")
+def test_verify_loads_packaging_only_to_repair() -> None:
+    # shared.pipeline.packaging (its archive readers and writers, the outbox, httpx) is
+    # ~8% of verify's import; repair imports it for a damaged product only.
+    code = ("import json, sys; from functions_framework import create_app;"
+            " create_app('handle', 'functions/verify/main.py', 'cloudevent');"
+            " print(json.dumps(['shared.pipeline.packaging' in sys.modules]))")
+    assert _loaded("-c", code) == [False]

@@ -4,6 +4,7 @@ notification, `auxip env`, and `up`/`down` on the session's test stack."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -246,6 +247,22 @@ def _stack_environment(settings: Settings) -> dict[str, str]:
     keep["AUXIP_PORT_BASE"] = str(settings.port_base)
     keep["AUXIP_STATE_DIR"] = str(settings.state_dir)
     return keep
+
+
+def test_compiled_sources_are_current_bytecode() -> None:
+    # PYTHONDONTWRITEBYTECODE (the image's, some machines') stops the import system from
+    # writing it: without it each function start compiled its modules anew.
+    main = REPO / "functions" / "verify" / "main.py"
+    cached = Path(importlib.util.cache_from_source(str(main)))
+    cached.unlink(missing_ok=True)
+    stack_up.compile_sources()
+    for folder in stack_up.COMPILED:
+        for source in (REPO / folder).rglob("*.py"):
+            data = Path(importlib.util.cache_from_source(str(source))).read_bytes()
+            stat = source.stat()
+            assert data[:4] == importlib.util.MAGIC_NUMBER, source
+            assert int.from_bytes(data[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+            assert int.from_bytes(data[12:16], "little") == stat.st_size & 0xFFFFFFFF
 
 
 def test_auxip_env_is_evaluable(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
