@@ -15,6 +15,7 @@ from importlib import resources
 import lark
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
+from shared.core.recently_used import RecentlyUsed
 from shared.odata import ast, shapes
 from shared.odata.binder import bind
 from shared.odata.errors import INVALID_FILTER, ODataError
@@ -42,7 +43,7 @@ MAX_FILTER_LENGTH = 32_768
 # too and filled with the request's literals (shapes.py).
 _REMEMBERED = 256
 _REMEMBERED_LENGTH = 2048
-_SHAPES: shapes.Recent[shapes.Key, shapes.AstShape | bool] = shapes.Recent(_REMEMBERED)
+_SHAPES: RecentlyUsed[shapes.Key, shapes.AstShape | bool] = RecentlyUsed(_REMEMBERED)
 __all__ = ["MAX_DEPTH", "MAX_FILTER_LENGTH", "parse_filter", "read_filter"]
 
 

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from shared.core.attributes import AttributeType
+from shared.core.recently_used import RecentlyUsed
 from shared.odata import ast, shapes
 from shared.odata.options import OrderKey, QueryOptions
 from shared.odata.properties import PROPERTIES
@@ -176,7 +177,7 @@ class _Template:
 
 # Pollers repeat a shape with fresh literals: its statements are kept by shape (the
 # options with the filter's shape key), which spares the SQL build of each request.
-_SHAPED: shapes.Recent[tuple[QueryOptions, shapes.Key], _Template | bool] = shapes.Recent(
+_SHAPED: RecentlyUsed[tuple[QueryOptions, shapes.Key], _Template | bool] = RecentlyUsed(
     _REMEMBERED)
 
 

@@ -25,13 +25,10 @@ the same terminal matches, so the LALR parser sees the same token types.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Generic, TypeVar
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -247,30 +244,3 @@ def param_template(seen: list[tuple[tuple[object, ...], Values]]) -> tuple[Param
             return None
         out.append(found[0])
     return tuple(out)
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Recent(Generic[K, V]):
-    """The last `size` entries used (requests are served from several threads)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)

@@ -21,7 +21,7 @@ Tokens are never logged, whole or in part.
 
 A client sends the same token with every request until it expires: the signature
 verified once (~0.5 ms of base64 checks, JSON and the signature itself) is remembered for
-that token, with the key that verified it (`_Verified`, a few hundred tokens at most).
+that token, with the key that verified it (a few hundred tokens at most).
 Only the signature is remembered: the claims are checked again at every request against
 the clock (expiry), and a key no longer published (rotated out of the JWKS) means the
 token is verified again, so refused.
@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ import httpx
 import jwt
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from shared.core.recently_used import RecentlyUsed
 from shared.prip.auth.principal import Principal
 from shared.prip.auth.settings import AuthSettings
 
@@ -199,29 +199,6 @@ class _Signed:
     claims: dict[str, Any]
 
 
-class _Verified:
-    """The tokens whose signature was verified, least recently used first out."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._tokens: OrderedDict[str, _Signed] = OrderedDict()
-
-    def get(self, token: str) -> _Signed | None:
-        with self._lock:
-            signed = self._tokens.get(token)
-            if signed is not None:
-                self._tokens.move_to_end(token)
-            return signed
-
-    def put(self, token: str, signed: _Signed) -> None:
-        with self._lock:
-            self._tokens[token] = signed
-            self._tokens.move_to_end(token)
-            while len(self._tokens) > self._size:
-                self._tokens.popitem(last=False)
-
-
 VERIFIED_TOKENS = 256  # distinct clients' tokens remembered; ~2 KiB each
 
 
@@ -237,7 +214,7 @@ class TokenValidator:
         self._clock = clock
         http = http or httpx.Client(timeout=settings.auth_http_timeout_s)
         self._keys = _KeySet(settings, http, clock)
-        self._verified = _Verified(VERIFIED_TOKENS)
+        self._verified = RecentlyUsed[str, _Signed](VERIFIED_TOKENS)
 
     def validate(self, token: str) -> Principal:
         """The principal a bearer token stands for; AuthError for anything else."""

@@ -356,15 +356,7 @@ def test_a_product_whose_bytes_differ_from_its_checksum_holds_the_window(
         conn.execute("UPDATE products SET checksums = %s WHERE name = %s",
                      (json.dumps([{**c, "Value": "0" * 32} if c["Algorithm"] == "MD5" else c
                                   for c in right]), wrong))
-    source = config.ODataSource(
-        name="a", kind="odata", url=f"{a_prip}/odata/v1", page_size=10, overlap_s=0,
-        start=datetime(2020, 1, 1, tzinfo=UTC),
-        auth=config.OAuth2(token_url=f"{issuer}/protocol/openid-connect/token",
-                           grant="client_credentials", client_id=CLIENT,
-                           client_secret="${AUXIP_TEST_A_CLIENT_SECRET}"))
-    with psycopg.connect(rt_b.settings.database_url, autocommit=True) as conn:
-        sources_table.upsert(conn, config.source_row(source))
-    environ = {"AUXIP_TEST_A_CLIENT_SECRET": CLIENT_SECRET}
+    environ = _poll_a_with_no_overlap(rt_b, a_prip, issuer)
 
     [first] = polling.poll_all(rt_b, environ)
     assert (first.fetched, first.failed) == (3, 1)
@@ -392,15 +384,7 @@ def test_a_product_published_while_a_later_one_commits_first_is_still_polled(
     X's row locked) while Y's goes on. B polls in between and after, with no overlap, as
     the ICD's clients poll (`PublicationDate gt <the last date seen>`): B gets both, since
     A never shows a PublicationDate earlier than one it has shown."""
-    source = config.ODataSource(
-        name="a", kind="odata", url=f"{a_prip}/odata/v1", page_size=10, overlap_s=0,
-        start=datetime(2020, 1, 1, tzinfo=UTC),
-        auth=config.OAuth2(token_url=f"{issuer}/protocol/openid-connect/token",
-                           grant="client_credentials", client_id=CLIENT,
-                           client_secret="${AUXIP_TEST_A_CLIENT_SECRET}"))
-    with psycopg.connect(rt_b.settings.database_url, autocommit=True) as conn:
-        sources_table.upsert(conn, config.source_row(source))
-    environ = {"AUXIP_TEST_A_CLIENT_SECRET": CLIENT_SECRET}
+    environ = _poll_a_with_no_overlap(rt_b, a_prip, issuer)
     now = datetime.now(UTC).replace(microsecond=0)
     x = _packaged(rt_a, *demo_products.orbit_eof(
         "A", "AUX_RESORB", now - timedelta(hours=6), now - timedelta(hours=4),
@@ -491,6 +475,20 @@ def _wait_for_waiting(rt: Runtime, statement: str) -> None:
     while not _waiting(rt, statement):
         assert time.monotonic() < deadline, f"no session waits in {statement!r}"
         time.sleep(0.05)
+
+
+def _poll_a_with_no_overlap(rt_b: Runtime, a_prip: str, issuer: str) -> dict[str, str]:
+    """B's OData source for A, with no overlap (as the ICD's clients poll); the
+    environment its secret comes from."""
+    source = config.ODataSource(
+        name="a", kind="odata", url=f"{a_prip}/odata/v1", page_size=10, overlap_s=0,
+        start=datetime(2020, 1, 1, tzinfo=UTC),
+        auth=config.OAuth2(token_url=f"{issuer}/protocol/openid-connect/token",
+                           grant="client_credentials", client_id=CLIENT,
+                           client_secret="${AUXIP_TEST_A_CLIENT_SECRET}"))
+    with psycopg.connect(rt_b.settings.database_url, autocommit=True) as conn:
+        sources_table.upsert(conn, config.source_row(source))
+    return {"AUXIP_TEST_A_CLIENT_SECRET": CLIENT_SECRET}
 
 
 def _state(rt: Runtime) -> dict:
