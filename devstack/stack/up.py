@@ -299,10 +299,11 @@ def up(settings: StackSettings, *, services_only: bool = False,
 
     # PostgreSQL first: the URL it ends up on is part of every other process's settings.
     was = processes.is_alive(state, postgres.NAME)
-    url, how = database(settings)
+    requested = requested_database(settings)
+    url, how = database(settings.model_copy(update={"database_url": requested}))
     migrations.upgrade(url)
     (state / STATE_FILE).write_text(json.dumps(
-        {"database_url": url, "requested_url": requested_database(settings), "database": how,
+        {"database_url": url, "requested_url": requested, "database": how,
          "inbox_bucket": settings.inbox_bucket, "inbox_notifications": notifications}
     ))
     if how == "private":

@@ -71,20 +71,26 @@ def _remembered(text: str) -> tuple[ast.Bool, shapes.Slots | None]:
     if not scanned.starts:
         return bind(_parse_raw(text)), None
     known = _SHAPES.get(scanned.key)
-    if isinstance(known, shapes.AstShape):
-        values = known.values(scanned)
-        if values is not None:
-            return known.fill(values), shapes.Slots(known, values)
+    slots = _slots(known, scanned)
+    if slots is not None:
+        return slots.shape.fill(slots.values), slots
     raw = _parse_raw(text)
     node = bind(raw)  # a literal the shape refused raises here, as without shapes
     if known is None:
         known = shapes.make_shape(scanned, raw, node) or False
         _SHAPES.put(scanned.key, known)
-    if isinstance(known, shapes.AstShape):
-        values = known.values(scanned)
-        if values is not None:
-            return node, shapes.Slots(known, values)
-    return node, None
+        slots = _slots(known, scanned)
+    return node, slots
+
+
+def _slots(known: shapes.AstShape | bool | None, scanned: shapes.Scanned
+           ) -> shapes.Slots | None:
+    """The text's literals in the slots of its known shape (None: no shape, or a literal
+    that does not read as the shape's)."""
+    if not isinstance(known, shapes.AstShape):
+        return None
+    values = known.values(scanned)
+    return None if values is None else shapes.Slots(known, values)
 
 
 class _Build(lark.Transformer):
